@@ -1,0 +1,1 @@
+"""Sub-commands of `carhub-bridge`, one module each (see bridge.cli)."""

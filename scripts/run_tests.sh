@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# The whole test suite: lint, type checks and every pytest session.
+# Runs each step even when an earlier one failed, then prints one summary
+# line and exits non-zero if anything failed.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+VENV=.venv
+OUT=$(mktemp -d)
+failed_steps=()
+
+step() {
+    local name=$1; shift
+    printf '\n==== %s ====\n' "$name"
+    if "$@"; then
+        printf -- '---- %s: ok\n' "$name"
+    else
+        printf -- '---- %s: FAILED\n' "$name"
+        failed_steps+=("$name")
+    fi
+}
+
+suite() {
+    # suite NAME DIR [pytest args...]: one pytest session with a JUnit report.
+    local name=$1 dir=$2; shift 2
+    "$VENV/bin/python" -m pytest "$dir" -q -o junit_family=xunit2 \
+        --junitxml="$OUT/$name.xml" "$@"
+}
+
+step ruff "$VENV/bin/ruff" check bridge vehicle_agent custom_components tests benchmarks scripts
+step mypy "$VENV/bin/mypy" bridge vehicle_agent
+step agent suite agent tests/agent -p no:homeassistant
+step voice suite voice tests/voice -p no:homeassistant
+step bridge suite bridge tests/bridge -p no:homeassistant
+step integration suite integration tests/integration
+step e2e suite e2e tests/e2e -p no:homeassistant
+
+# One closing line over all sessions.
+"$VENV/bin/python" - "$OUT" <<'PY'
+import sys, pathlib, xml.etree.ElementTree as ET
+tests = failures = skipped = 0
+for f in sorted(pathlib.Path(sys.argv[1]).glob("*.xml")):
+    for s in ET.parse(f).getroot().iter("testsuite"):
+        tests += int(s.get("tests", 0))
+        failures += int(s.get("failures", 0)) + int(s.get("errors", 0))
+        skipped += int(s.get("skipped", 0))
+print(f"\nall suites: {tests - failures - skipped} passed, {failures} failed, {skipped} skipped")
+PY
+rm -rf "$OUT"
+if ((${#failed_steps[@]})); then
+    echo "FAILED steps: ${failed_steps[*]}"
+    exit 1
+fi
+echo "all steps passed"

@@ -1,0 +1,1 @@
+"""Sub-commands of `vehicle-agent`, one module each (see vehicle_agent.cli)."""
