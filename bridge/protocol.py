@@ -143,7 +143,9 @@ def is_durable(type_: str, seq: int = 1) -> bool:
     return seq >= 1
 
 
-def make_control(type_: MessageType, body: dict[str, Any], *, v: int = PROTOCOL_VERSION) -> Envelope:
+def make_control(
+    type_: MessageType, body: dict[str, Any], *, v: int = PROTOCOL_VERSION
+) -> Envelope:
     """Build a control envelope (hello, ack, ping, pong): ``seq = 0``, ``ts = now``."""
     if type_ not in CONTROL_TYPES:
         raise ValueError(f"{type_} is not a control type")
@@ -236,6 +238,8 @@ def _validate_envelope(obj: dict[str, Any]) -> Envelope:
 
 # --- body checks: required keys with their JSON types; extra keys are allowed ---
 
+_Check = Callable[[Any], bool]
+
 
 def _is_number(x: object) -> bool:
     return (type(x) is int) or (type(x) is float and math.isfinite(x))
@@ -253,14 +257,14 @@ def _jtype(x: object) -> str:
     }.get(type(x), type(x).__name__)
 
 
-def _need(body: Mapping[str, Any], key: str, check: Callable[[Any], bool], what: str, t: str) -> None:
+def _need(body: Mapping[str, Any], key: str, check: _Check, what: str, t: str) -> None:
     if key not in body:
         raise ProtocolError(f"{t} body lacks {key!r}")
     if not check(body[key]):
         raise ProtocolError(f"{t} body field {key!r} must be {what}, got {_jtype(body[key])}")
 
 
-def _opt(body: Mapping[str, Any], key: str, check: Callable[[Any], bool], what: str, t: str) -> None:
+def _opt(body: Mapping[str, Any], key: str, check: _Check, what: str, t: str) -> None:
     if key in body and not check(body[key]):
         raise ProtocolError(f"{t} body field {key!r} must be {what}, got {_jtype(body[key])}")
 
