@@ -35,7 +35,7 @@ test: venv
 	@scripts/run_tests.sh
 
 demo: venv
-	$(PY) -m scripts.demo $(DEMO_ARGS)
+	$(PY) -m demo $(DEMO_ARGS)
 
 bench: venv
 	for b in benchmarks/*.py; do $(PY) $$b || exit 1; done
