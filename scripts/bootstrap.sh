@@ -4,7 +4,10 @@
 #
 # The venv lives outside the clone, under ~/.cache/carhub/, keyed by a hash of
 # its inputs (Python version, lock file, both pyproject files), so a later run
-# on the same machine reuses it and a changed input builds a fresh one.
+# on the same machine reuses it and a changed input builds a fresh one. The
+# key covers what is installed from PyPI (the lock file) and the interpreter;
+# the project itself is installed editable on every run, so editing
+# pyproject.toml tool settings does not rebuild the venv.
 # `.venv` in the repository root is a symlink to it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -45,7 +48,7 @@ PY=$(find_python) || { log "Python 3.13 not found (PATH or ~/.pyenv/versions/3.1
 PYVER=$("$PY" -c 'import sys; print(sys.version.split()[0])')
 
 # --- venv keyed by its inputs ----------------------------------------------
-KEY=$( { echo "$PYVER"; cat requirements/lock.txt pyproject.toml bridge/pyproject.toml; } | sha256sum | cut -c1-16)
+KEY=$( { echo "$PYVER"; cat requirements/lock.txt; } | sha256sum | cut -c1-16)
 CACHE=${CARHUB_CACHE:-$HOME/.cache/carhub}
 VENV=$CACHE/venv-$KEY
 if [ ! -f "$VENV/.complete" ]; then
@@ -61,6 +64,10 @@ else
 fi
 # The project itself is installed editable from this clone every time (cheap),
 # so the cached venv always points at the checkout that is running.
-"$VENV/bin/pip" install -q --no-deps --no-build-isolation -e ./bridge -e . >&2
+if ! "$VENV/bin/pip" install -q --no-deps --no-build-isolation -e ./bridge -e . >"$CACHE/editable.log" 2>&1; then
+    cat "$CACHE/editable.log" >&2
+    log "installing the project into the venv failed"
+    exit 1
+fi
 ln -sfn "$VENV" "$ROOT/.venv"
 log "venv ready: .venv -> $VENV"
