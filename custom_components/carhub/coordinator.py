@@ -1,0 +1,336 @@
+"""Per-car runtime: receives the bridge's callbacks for one car and pushes to entities.
+
+No polling: the shared hub dispatches every message of this car here, the
+coordinator updates its ``VehicleState`` and calls ``async_set_updated_data``.
+
+Backlog: after a long offline period the car replays its outbox oldest first.
+A state value older than the one already held is ignored (per-signal
+timestamps), and entity writes for messages older than ``BACKLOG_AGE`` are
+coalesced until the replay pauses, so Home Assistant records the newest value
+of each signal instead of a burst of bygone "live" states. Events keep the
+car's original timestamp in their data.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from homeassistant.components.zone import async_active_zone
+from homeassistant.core import CALLBACK_TYPE, HomeAssistant, callback
+from homeassistant.helpers import device_registry as dr
+from homeassistant.helpers.dispatcher import async_dispatcher_send
+from homeassistant.helpers.event import async_call_later, async_track_time_interval
+from homeassistant.helpers.update_coordinator import DataUpdateCoordinator
+from homeassistant.util import dt as dt_util
+
+from bridge.protocol import Envelope, MessageType
+
+from .const import (
+    BACKLOG_AGE,
+    BACKLOG_FLUSH_DELAY,
+    CONF_AGENT_VERSION,
+    CONF_MAKE,
+    CONF_MODEL,
+    CONF_PROFILE,
+    CONF_SIGNALS,
+    CONF_VIN,
+    DOMAIN,
+    EVENT_ARRIVED_HOME,
+    EVENT_VEHICLE,
+    LOGGER,
+    RTT_REFRESH_INTERVAL,
+    VEHICLE_EVENT_TYPES,
+)
+from .models import SignalValue, VehicleState, as_float, parse_declared_signals
+from .signals import LATITUDE, LOCATION_ACCURACY, LONGITUDE
+
+if TYPE_CHECKING:
+    from .hub import CarHub
+    from .models import CarHubConfigEntry
+
+# Car event kinds shown on the event entity (the rest go to the HA bus only).
+ENTITY_EVENT_KINDS = ("alert",)
+# A backlogged state message is flushed at the latest after this many seconds.
+BACKLOG_MAX_DELAY = 5.0
+HOME_ZONE = "zone.home"
+
+
+def signal_car_event(entry_id: str) -> str:
+    """Dispatcher signal for the event entity of one config entry."""
+    return f"{DOMAIN}_{entry_id}_car_event"
+
+
+class CarHubCoordinator(DataUpdateCoordinator[VehicleState]):
+    """Holds one car's state and turns bridge messages into entity updates."""
+
+    config_entry: CarHubConfigEntry
+
+    def __init__(self, hass: HomeAssistant, entry: CarHubConfigEntry, hub: CarHub) -> None:
+        """Initialise from the config entry; the car's declared signals come from its data."""
+        super().__init__(
+            hass,
+            LOGGER,
+            config_entry=entry,
+            name=f"{DOMAIN} {entry.title}",
+            update_interval=None,
+        )
+        assert entry.unique_id is not None
+        self.vehicle_id: str = entry.unique_id
+        self.hub = hub
+        self.device_id: str | None = None
+        self.data = VehicleState(declared=parse_declared_signals(entry.data.get(CONF_SIGNALS)))
+        self.data.last_seen = hub.last_seen(self.vehicle_id)
+        self._signal_listeners: list[Callable[[], None]] = []
+        self._flush_unsub: CALLBACK_TYPE | None = None
+        self._flush_deadline: float | None = None
+        self._rtt_unsub: CALLBACK_TYPE | None = None
+        self._in_home: bool | None = None
+
+    async def _async_update_data(self) -> VehicleState:
+        """Nothing to fetch: the car pushes. A refresh just re-publishes the state."""
+        self.data.rtt_ms = self.hub.round_trip_ms(self.vehicle_id)
+        return self.data
+
+    @callback
+    def async_start(self) -> None:
+        """Start the local timer that refreshes the link round-trip time."""
+        self._rtt_unsub = async_track_time_interval(
+            self.hass,
+            self._async_refresh_rtt,
+            RTT_REFRESH_INTERVAL,
+            name=f"{DOMAIN} rtt {self.vehicle_id}",
+            cancel_on_shutdown=True,
+        )
+
+    async def async_shutdown(self) -> None:
+        """Cancel timers (called when the entry unloads)."""
+        await super().async_shutdown()
+        if self._rtt_unsub is not None:
+            self._rtt_unsub()
+            self._rtt_unsub = None
+        self._cancel_flush()
+
+    @callback
+    def async_add_signals_listener(self, listener: Callable[[], None]) -> CALLBACK_TYPE:
+        """Call ``listener`` whenever the car declares a different set of signals."""
+        self._signal_listeners.append(listener)
+
+        @callback
+        def _remove() -> None:
+            self._signal_listeners.remove(listener)
+
+        return _remove
+
+    # -- bridge callbacks (dispatched by the hub) ------------------------------------
+    async def async_on_connect(self, hello: Envelope) -> None:
+        """The car connected and said hello: take its vehicle info and signal list."""
+        body = hello.body
+        declared = parse_declared_signals(body.get("signals"))
+        vehicle = body.get("vehicle")
+        info = vehicle if isinstance(vehicle, Mapping) else {}
+        self._update_entry(declared, info, body.get("agent_version"))
+        self.data.connected = True
+        self._touch()
+        LOGGER.info("%s connected", self.config_entry.title)
+        self._publish()
+        await self.hub.async_send_vocabulary(self.vehicle_id)
+
+    async def async_on_disconnect(self) -> None:
+        """The car's link closed: entities keep their values, ``connected`` turns off."""
+        if not self.data.connected:
+            return
+        self.data.connected = False
+        self._touch()
+        LOGGER.info("%s disconnected", self.config_entry.title)
+        self._publish()
+
+    async def async_on_message(self, env: Envelope) -> None:
+        """One durable message from the car, in order and exactly once."""
+        self._touch(update_store=False)
+        backlog = time.time() - env.ts > BACKLOG_AGE.total_seconds()
+        if env.type in (MessageType.STATE, MessageType.SNAPSHOT):
+            self._apply_signals(env.body.get("signals"))
+            self._schedule_publish(backlog=backlog and env.type == MessageType.STATE)
+        elif env.type == MessageType.EVENT:
+            self._handle_event(env)
+        elif env.type == MessageType.VOICE_REQUEST:
+            self._handle_voice_request(env)
+        elif env.type == MessageType.COMMAND_RESULT:
+            LOGGER.debug("%s command result: %s", self.config_entry.title, env.body)
+        else:
+            LOGGER.debug("%s: ignoring message type %s", self.config_entry.title, env.type)
+
+    # -- helpers ---------------------------------------------------------------
+    def _touch(self, *, update_store: bool = True) -> None:
+        now = dt_util.utcnow()
+        self.data.last_seen = now
+        self.hub.set_last_seen(self.vehicle_id, now, save=update_store)
+
+    def _update_entry(
+        self,
+        declared: dict[str, dict[str, Any]],
+        info: Mapping[str, Any],
+        agent_version: Any,
+    ) -> None:
+        entry = self.config_entry
+        data = dict(entry.data)
+        if declared:
+            data[CONF_SIGNALS] = declared
+        for key in (CONF_VIN, CONF_MAKE, CONF_MODEL, CONF_PROFILE):
+            value = info.get(key)
+            if isinstance(value, str) and value:
+                data[key] = value
+        if isinstance(agent_version, str) and agent_version:
+            data[CONF_AGENT_VERSION] = agent_version
+        signals_changed = declared and declared != self.data.declared
+        if data != dict(entry.data):
+            self.hass.config_entries.async_update_entry(entry, data=data)
+            if self.device_id is not None:
+                dr.async_get(self.hass).async_update_device(
+                    self.device_id,
+                    manufacturer=data.get(CONF_MAKE),
+                    model=data.get(CONF_MODEL),
+                    serial_number=data.get(CONF_VIN),
+                    sw_version=data.get(CONF_AGENT_VERSION),
+                )
+        if signals_changed:
+            self.data.declared = declared
+            for listener in list(self._signal_listeners):
+                listener()
+
+    def _apply_signals(self, raw: Any) -> None:
+        if not isinstance(raw, Mapping):
+            LOGGER.debug("%s: state without a signals map", self.config_entry.title)
+            return
+        location_changed = False
+        for path, item in raw.items():
+            if not isinstance(path, str) or not isinstance(item, Mapping):
+                continue
+            ts = as_float(item.get("ts"))
+            if ts is None or "value" not in item:
+                continue
+            current = self.data.signals.get(path)
+            if current is not None and current.ts > ts:
+                # Older than what we show: a replayed delta must not win.
+                continue
+            self.data.signals[path] = SignalValue(value=item["value"], ts=ts)
+            if path in (LATITUDE, LONGITUDE):
+                location_changed = True
+        if location_changed:
+            self._check_arrived_home()
+
+    def _check_arrived_home(self) -> None:
+        lat = as_float(self.data.value(LATITUDE))
+        lon = as_float(self.data.value(LONGITUDE))
+        if lat is None or lon is None:
+            return
+        accuracy = round(as_float(self.data.value(LOCATION_ACCURACY)) or 0)
+        zone = async_active_zone(self.hass, lat, lon, accuracy)
+        in_home = zone is not None and zone.entity_id == HOME_ZONE
+        if in_home and self._in_home is False:
+            ts = max(self.data.signals[LATITUDE].ts, self.data.signals[LONGITUDE].ts)
+            self._fire_vehicle_event(
+                EVENT_ARRIVED_HOME, ts, {"zone": HOME_ZONE, "latitude": lat, "longitude": lon}
+            )
+        self._in_home = in_home
+
+    def _handle_event(self, env: Envelope) -> None:
+        body = env.body
+        kind = body.get("kind")
+        ts = as_float(body.get("ts")) or env.ts
+        data = body.get("data")
+        event_data = dict(data) if isinstance(data, Mapping) else {}
+        if not isinstance(kind, str):
+            LOGGER.debug("%s: event without a kind", self.config_entry.title)
+            return
+        if kind in VEHICLE_EVENT_TYPES:
+            self._fire_vehicle_event(kind, ts, event_data)
+        if kind in ENTITY_EVENT_KINDS:
+            async_dispatcher_send(
+                self.hass,
+                signal_car_event(self.config_entry.entry_id),
+                kind,
+                {**event_data, "ts": ts},
+            )
+
+    def _fire_vehicle_event(self, kind: str, ts: float, data: dict[str, Any]) -> None:
+        self.hass.bus.async_fire(
+            EVENT_VEHICLE,
+            {
+                "device_id": self.device_id,
+                "vehicle_id": self.vehicle_id,
+                "type": kind,
+                "ts": ts,
+                "time": dt_util.utc_from_timestamp(ts).isoformat(),
+                "data": data,
+            },
+        )
+
+    def _handle_voice_request(self, env: Envelope) -> None:
+        from .voice import async_answer_voice_request
+
+        body = env.body
+        request_id = body.get("request_id")
+        text = body.get("text")
+        language = body.get("language")
+        if not isinstance(request_id, str) or not isinstance(text, str):
+            LOGGER.warning("%s: malformed voice request ignored", self.config_entry.title)
+            return
+        async_dispatcher_send(
+            self.hass,
+            signal_car_event(self.config_entry.entry_id),
+            "voice_request",
+            {"request_id": request_id, "text": text, "ts": env.ts},
+        )
+        # Answered in the background: a slow agent must not hold up the car's
+        # state stream. Unloading the entry cancels it.
+        self.config_entry.async_create_background_task(
+            self.hass,
+            async_answer_voice_request(
+                self.hass,
+                self,
+                request_id=request_id,
+                text=text,
+                language=language if isinstance(language, str) and language else None,
+                sent_at=env.ts,
+            ),
+            name=f"{DOMAIN} voice {self.vehicle_id} {request_id}",
+        )
+
+    def _schedule_publish(self, *, backlog: bool) -> None:
+        if not backlog:
+            self._publish()
+            return
+        loop_now = time.monotonic()
+        if self._flush_deadline is None:
+            self._flush_deadline = loop_now + BACKLOG_MAX_DELAY
+        if self._flush_unsub is not None:
+            self._flush_unsub()
+        delay = min(BACKLOG_FLUSH_DELAY, max(0.0, self._flush_deadline - loop_now))
+        self._flush_unsub = async_call_later(self.hass, delay, self._async_flush)
+
+    @callback
+    def _async_flush(self, _now: datetime) -> None:
+        self._flush_unsub = None
+        self._publish()
+
+    def _cancel_flush(self) -> None:
+        if self._flush_unsub is not None:
+            self._flush_unsub()
+            self._flush_unsub = None
+        self._flush_deadline = None
+
+    def _publish(self) -> None:
+        self._cancel_flush()
+        self.data.rtt_ms = self.hub.round_trip_ms(self.vehicle_id)
+        self.async_set_updated_data(self.data)
+
+    @callback
+    def _async_refresh_rtt(self, _now: datetime) -> None:
+        rtt = self.hub.round_trip_ms(self.vehicle_id)
+        if rtt != self.data.rtt_ms:
+            self.data.rtt_ms = rtt
+            self.async_set_updated_data(self.data)

@@ -1,0 +1,304 @@
+"""The shared hub: one home CA and one mTLS listener for every paired car.
+
+The hub is created with the first config entry and stopped with the last. It
+implements the bridge's ``HubHandler`` and dispatches each callback to the
+coordinator of the car it concerns (by the vehicle id in the car's client
+certificate). All certificate file I/O runs in the executor.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import socket
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from homeassistant.components import network
+from homeassistant.const import EVENT_HOMEASSISTANT_STOP
+from homeassistant.core import CALLBACK_TYPE, Event, HomeAssistant, callback
+from homeassistant.helpers.storage import Store
+from homeassistant.util import dt as dt_util
+from homeassistant.util.hass_dict import HassKey
+
+from bridge.errors import BridgeError
+from bridge.pairing import HubInfo
+from bridge.pki import HomeCA
+from bridge.protocol import Envelope, MessageType
+from bridge.server import HubServer, PeerInfo
+
+from .const import DEFAULT_LISTEN_HOST, DOMAIN, LOGGER
+from .coordinator import CarHubCoordinator
+from .vocabulary import VocabularySync
+
+DATA_HUB: HassKey[CarHub] = HassKey(f"{DOMAIN}_hub")
+DATA_CA: HassKey[HomeCA] = HassKey(f"{DOMAIN}_ca")
+DATA_LOCK: HassKey[asyncio.Lock] = HassKey(f"{DOMAIN}_lock")
+LAST_SEEN_STORE_VERSION = 1
+LAST_SEEN_SAVE_DELAY = 30
+
+
+def storage_dir(hass: HomeAssistant) -> Path:
+    """Where the home CA and the hub's outboxes live (inside HA's .storage)."""
+    return Path(hass.config.path(".storage", DOMAIN))
+
+
+def hub_url(host: str, port: int) -> str:
+    """The URL a car dials to reach the hub at ``host:port``."""
+    try:
+        if ipaddress.ip_address(host).version == 6:
+            host = f"[{host}]"
+    except ValueError:
+        pass
+    return f"wss://{host}:{port}"
+
+
+def _lock(hass: HomeAssistant) -> asyncio.Lock:
+    if (lock := hass.data.get(DATA_LOCK)) is None:
+        lock = hass.data[DATA_LOCK] = asyncio.Lock()
+    return lock
+
+
+async def async_get_home_ca(hass: HomeAssistant) -> HomeCA:
+    """Load (or create on first use) the home CA, once per Home Assistant run."""
+    async with _lock(hass):
+        if (ca := hass.data.get(DATA_CA)) is None:
+            ca = await hass.async_add_executor_job(HomeCA.load_or_create, storage_dir(hass))
+            hass.data[DATA_CA] = ca
+        return ca
+
+
+async def async_lan_hosts(hass: HomeAssistant) -> list[str]:
+    """The addresses of this Home Assistant that cars on the LAN can dial."""
+    hosts: list[str] = []
+    try:
+        addresses = await network.async_get_enabled_source_ips(hass)
+    except Exception:
+        LOGGER.debug("no source addresses found", exc_info=True)
+        addresses = []
+    for address in addresses:
+        if address.is_loopback or address.is_link_local or address.is_unspecified:
+            continue
+        hosts.append(str(address))
+    return hosts
+
+
+async def async_hub_info(
+    hass: HomeAssistant, ca: HomeCA, port: int, external_url: str | None
+) -> HubInfo:
+    """What a car being paired is told about the hub."""
+    lan = [hub_url(host, port) for host in await async_lan_hosts(hass)]
+    if not lan and external_url is None:
+        lan = [hub_url("127.0.0.1", port)]
+    return HubInfo(hub_id=ca.hub_id, lan_urls=lan, external_url=external_url)
+
+
+class CarHub:
+    """The listener shared by all cars, and the dispatch of its callbacks."""
+
+    def __init__(self, hass: HomeAssistant, ca: HomeCA) -> None:
+        """Create an idle hub; ``async_start`` opens the listener."""
+        self.hass = hass
+        self.ca = ca
+        self.port: int | None = None
+        self.external_url: str | None = None
+        self._server: HubServer | None = None
+        self._coordinators: dict[str, CarHubCoordinator] = {}
+        self._entries: set[str] = set()
+        self._stop_unsub: CALLBACK_TYPE | None = None
+        self._last_seen_store: Store[dict[str, float]] = Store(
+            hass, LAST_SEEN_STORE_VERSION, f"{DOMAIN}.last_seen"
+        )
+        self._last_seen: dict[str, float] = {}
+        self.vocabulary = VocabularySync(hass, self)
+
+    # -- lifecycle -----------------------------------------------------------------
+    @property
+    def running(self) -> bool:
+        """True while the listener is up."""
+        return self._server is not None
+
+    @property
+    def listen_port(self) -> int | None:
+        """The port the listener actually bound (differs from ``port`` when 0)."""
+        return None if self._server is None else self._server.port
+
+    async def async_start(self, port: int, external_url: str | None) -> None:
+        """Issue the server certificate for the current addresses and listen."""
+        stored = await self._last_seen_store.async_load()
+        self._last_seen = dict(stored or {})
+        hostnames, ips = await self._async_server_names(external_url)
+        await self.hass.async_add_executor_job(
+            lambda: self.ca.issue_server_certificate(hostnames=hostnames, ips=ips)
+        )
+        server = HubServer(
+            ca=self.ca,
+            state_dir=storage_dir(self.hass) / "hub",
+            handler=self,
+            host=DEFAULT_LISTEN_HOST,
+            port=port,
+        )
+        await server.start()
+        self._server = server
+        self.port = port
+        self.external_url = external_url
+        self._stop_unsub = self.hass.bus.async_listen_once(
+            EVENT_HOMEASSISTANT_STOP, self._async_on_hass_stop
+        )
+        self.vocabulary.async_start()
+        LOGGER.info("CarHub listener on port %s", server.port)
+
+    async def async_stop(self) -> None:
+        """Close the listener and every car link; flush the last-seen store."""
+        self.vocabulary.async_stop()
+        if self._stop_unsub is not None:
+            self._stop_unsub()
+            self._stop_unsub = None
+        server, self._server = self._server, None
+        if server is not None:
+            await server.stop()
+        await self._last_seen_store.async_save(self._last_seen)
+
+    async def _async_on_hass_stop(self, _event: Event) -> None:
+        self._stop_unsub = None
+        await self.async_stop()
+
+    async def async_restart(self, port: int, external_url: str | None) -> None:
+        """Apply new listener settings (reconfigure)."""
+        await self.async_stop()
+        await self.async_start(port, external_url)
+
+    async def _async_server_names(self, external_url: str | None) -> tuple[list[str], list[str]]:
+        hostnames = ["localhost"]
+        ips = ["127.0.0.1", "::1", *await async_lan_hosts(self.hass)]
+        host = socket.gethostname()
+        if host and host != "localhost" and "." not in host.strip("."):
+            hostnames.append(host)
+        if external_url and (ext := urlsplit(external_url).hostname):
+            try:
+                ipaddress.ip_address(ext)
+            except ValueError:
+                hostnames.append(ext)
+            else:
+                ips.append(ext)
+        return list(dict.fromkeys(hostnames)), list(dict.fromkeys(ips))
+
+    # -- entries ------------------------------------------------------------------
+    @callback
+    def async_register(self, coordinator: CarHubCoordinator) -> None:
+        """Route this car's callbacks to ``coordinator``."""
+        self._coordinators[coordinator.vehicle_id] = coordinator
+        self._entries.add(coordinator.config_entry.entry_id)
+
+    @callback
+    def async_unregister(self, coordinator: CarHubCoordinator) -> None:
+        """Stop routing to ``coordinator`` (its entry unloads)."""
+        if self._coordinators.get(coordinator.vehicle_id) is coordinator:
+            del self._coordinators[coordinator.vehicle_id]
+        self._entries.discard(coordinator.config_entry.entry_id)
+
+    @property
+    def has_entries(self) -> bool:
+        """True while at least one config entry uses the hub."""
+        return bool(self._entries)
+
+    def coordinators(self) -> list[CarHubCoordinator]:
+        """The coordinators of every registered car."""
+        return list(self._coordinators.values())
+
+    # -- HubHandler ---------------------------------------------------------------
+    async def on_connect(self, peer: PeerInfo, hello: Envelope) -> None:
+        """A car with a valid certificate said hello."""
+        coordinator = self._coordinators.get(peer.vehicle_id)
+        if coordinator is None:
+            # A certificate from this CA but no loaded entry: close the link once
+            # it runs (closing from inside on_connect would wait for ourselves).
+            LOGGER.warning("Closing the link of unknown car %s", peer.vehicle_id)
+            self.hass.async_create_background_task(
+                self.async_disconnect(peer.vehicle_id, "vehicle is not configured"),
+                f"{DOMAIN} drop {peer.vehicle_id}",
+            )
+            return
+        await coordinator.async_on_connect(hello)
+
+    async def on_message(self, peer: PeerInfo, env: Envelope) -> None:
+        """A durable message from a car."""
+        if (coordinator := self._coordinators.get(peer.vehicle_id)) is not None:
+            await coordinator.async_on_message(env)
+
+    async def on_disconnect(self, peer: PeerInfo) -> None:
+        """A car's link closed."""
+        if (coordinator := self._coordinators.get(peer.vehicle_id)) is not None:
+            await coordinator.async_on_disconnect()
+
+    # -- link operations ----------------------------------------------------------------
+    def connected(self, vehicle_id: str) -> bool:
+        """Whether the car has a live link now."""
+        return self._server is not None and self._server.connected(vehicle_id)
+
+    def round_trip_ms(self, vehicle_id: str) -> float | None:
+        """The link's latest round-trip time, or None without a link."""
+        if self._server is None:
+            return None
+        return self._server.round_trip_ms(vehicle_id)
+
+    async def async_send(self, vehicle_id: str, type_: MessageType, body: dict[str, Any]) -> int:
+        """Queue a durable message for the car (delivered when it is connected)."""
+        if self._server is None:
+            raise BridgeError("the CarHub listener is not running")
+        return await self._server.send(vehicle_id, type_, body)
+
+    async def async_disconnect(self, vehicle_id: str, reason: str) -> None:
+        """Close a car's link if it has one."""
+        if self._server is not None:
+            await self._server.disconnect(vehicle_id, reason)
+
+    async def async_send_vocabulary(self, vehicle_id: str) -> None:
+        """Send the current Assist vocabulary to one car."""
+        await self.vocabulary.async_send_to(vehicle_id)
+
+    async def async_revoke(self, vehicle_id: str) -> None:
+        """Revoke every certificate of a car and drop its link."""
+        await self.hass.async_add_executor_job(self.ca.revoke, vehicle_id)
+        if self._server is not None:
+            await self._server.reload_crl()
+        await self.async_disconnect(vehicle_id, "certificate revoked")
+        self._last_seen.pop(vehicle_id, None)
+        self._last_seen_store.async_delay_save(lambda: self._last_seen, LAST_SEEN_SAVE_DELAY)
+
+    # -- last seen (persisted, for the not-seen repair) ----------------------------------
+    def last_seen(self, vehicle_id: str) -> datetime | None:
+        """When the car was last heard from, across restarts."""
+        ts = self._last_seen.get(vehicle_id)
+        return None if ts is None else dt_util.utc_from_timestamp(ts)
+
+    def set_last_seen(self, vehicle_id: str, when: datetime, *, save: bool = True) -> None:
+        """Record contact with the car; persisted lazily."""
+        self._last_seen[vehicle_id] = when.timestamp()
+        if save:
+            self._last_seen_store.async_delay_save(lambda: self._last_seen, LAST_SEEN_SAVE_DELAY)
+
+
+async def async_acquire_hub(hass: HomeAssistant, port: int, external_url: str | None) -> CarHub:
+    """Return the running hub, starting it (or applying new settings) as needed."""
+    ca = await async_get_home_ca(hass)
+    async with _lock(hass):
+        hub = hass.data.get(DATA_HUB)
+        if hub is None:
+            hub = CarHub(hass, ca)
+            await hub.async_start(port, external_url)
+            hass.data[DATA_HUB] = hub
+        elif hub.port != port or hub.external_url != external_url:
+            await hub.async_restart(port, external_url)
+        return hub
+
+
+async def async_release_hub(hass: HomeAssistant) -> None:
+    """Stop the hub when no config entry uses it any more."""
+    async with _lock(hass):
+        hub = hass.data.get(DATA_HUB)
+        if hub is not None and not hub.has_entries:
+            del hass.data[DATA_HUB]
+            await hub.async_stop()
