@@ -50,6 +50,7 @@ __all__ = [
     "is_durable",
     "make_control",
     "negotiate_version",
+    "salvage_seq",
 ]
 
 PROTOCOL_VERSION: Final[int] = 1
@@ -196,6 +197,29 @@ def decode(data: bytes | str, *, max_size: int = MAX_MESSAGE_SIZE) -> Envelope:
     if not isinstance(obj, dict):
         raise ProtocolError(f"envelope must be a JSON object, not {_jtype(obj)}")
     return _validate_envelope(obj)
+
+
+def salvage_seq(data: bytes | str, *, max_size: int = MAX_MESSAGE_SIZE) -> tuple[str, int] | None:
+    """For a message ``decode`` rejected: its ``(type, seq)`` if those two fields are sound.
+
+    A receiver uses this to reject one bad *durable* message (log it, ack it so
+    the sender stops resending it) instead of dropping the whole link. Returns
+    None when the message is too broken to tell which message it was.
+    """
+    if len(data) > max_size:
+        return None
+    try:
+        obj = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        return None
+    if not isinstance(obj, dict):
+        return None
+    type_, seq = obj.get("type"), obj.get("seq")
+    if not isinstance(type_, str) or not _TYPE_RE.match(type_) or len(type_) > _MAX_TYPE_LEN:
+        return None
+    if type(seq) is not int or not 1 <= seq <= MAX_SEQ:
+        return None
+    return type_, seq
 
 
 def _validate_envelope(obj: dict[str, Any]) -> Envelope:

@@ -1,0 +1,386 @@
+"""One established link after the hello exchange: the same engine on both ends.
+
+A ``LinkSession`` runs four tasks over one WebSocket until it closes:
+
+- receive: decode every frame at the edge, enforce the inbound rate limit,
+  answer pings, apply acks, hand new durable messages to ``deliver`` in order
+  (duplicates dropped through the ``InboundLedger``, expired notify/command
+  dropped, unknown types logged and skipped);
+- ack: persist the ledger, then send one cumulative ack for everything handled
+  so far (acks coalesce naturally while the receiver is busy);
+- send: drain the ``Outbox`` in seq order with up to ``window`` unacked
+  messages in flight (pipelining: the sender never waits for each ack);
+- heartbeat: ping every ``heartbeat_s``; the RTT comes from the pong. A link
+  that carries nothing for ``dead_after_s`` is closed as dead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Final
+
+from aiohttp import ClientWebSocketResponse, WSMsgType, web
+
+from bridge.errors import BridgeError, OutboxError, ProtocolError
+from bridge.ledger import InboundLedger, SeqVerdict
+from bridge.outbox import Outbox
+from bridge.protocol import (
+    MAX_MESSAGE_SIZE,
+    Envelope,
+    MessageType,
+    decode,
+    encode,
+    is_durable,
+    make_control,
+    salvage_seq,
+)
+
+__all__ = [
+    "CLOSE_DEAD_PEER",
+    "CLOSE_INCOMPATIBLE",
+    "CLOSE_INTERNAL",
+    "CLOSE_INVALID",
+    "CLOSE_POLICY",
+    "CLOSE_PROTOCOL",
+    "CLOSE_REPLACED",
+    "CLOSE_SHUTDOWN",
+    "CLOSE_TOO_BIG",
+    "CLOSE_TRY_LATER",
+    "CLOSE_UNAUTHORIZED",
+    "LinkSession",
+    "TokenBucket",
+    "WebSocket",
+    "is_expired",
+]
+
+_LOGGER = logging.getLogger(__name__)
+
+# WebSocket close codes used by the link (1xxx: RFC 6455, 4xxx: CarHub).
+CLOSE_SHUTDOWN: Final = 1001  # going away: the other side stops
+CLOSE_PROTOCOL: Final = 1002  # unparseable frame or protocol violation
+CLOSE_INVALID: Final = 1007  # a frame that is not a valid envelope
+CLOSE_POLICY: Final = 1008  # a limit was broken (rate)
+CLOSE_TOO_BIG: Final = 1009  # frame larger than the size limit
+CLOSE_INTERNAL: Final = 1011  # storage failure on this side
+CLOSE_TRY_LATER: Final = 1013  # too many connections
+CLOSE_REPLACED: Final = 4001  # the same car connected again
+CLOSE_INCOMPATIBLE: Final = 4002  # no common protocol version
+CLOSE_UNAUTHORIZED: Final = 4003  # certificate revoked / no valid vehicle id
+CLOSE_DEAD_PEER: Final = 4004  # nothing received for dead_after_s
+
+WebSocket = web.WebSocketResponse | ClientWebSocketResponse
+
+_EXPIRING: Final[frozenset[str]] = frozenset({MessageType.NOTIFY, MessageType.COMMAND})
+
+
+def is_expired(env: Envelope, now: float | None = None) -> bool:
+    """True for a notify or command whose ``expires_at`` has passed (never run it late)."""
+    if env.type not in _EXPIRING:
+        return False
+    expires = env.body.get("expires_at")
+    return isinstance(expires, (int, float)) and expires < (time.time() if now is None else now)
+
+
+class TokenBucket:
+    """Classic token bucket: ``rate`` tokens per second, at most ``burst`` stored."""
+
+    def __init__(self, rate: float, burst: float) -> None:
+        self.rate = rate
+        self.burst = burst
+        self._tokens = burst
+        self._stamp = time.monotonic()
+
+    def _refill(self) -> None:
+        now = time.monotonic()
+        self._tokens = min(self.burst, self._tokens + (now - self._stamp) * self.rate)
+        self._stamp = now
+
+    def take(self, n: float = 1.0) -> bool:
+        """Consume ``n`` tokens if available (enforcement)."""
+        self._refill()
+        if self._tokens >= n:
+            self._tokens -= n
+            return True
+        return False
+
+    def reserve(self, n: float = 1.0) -> float:
+        """Consume ``n`` tokens now, possibly going into debt; return how long to wait (pacing)."""
+        self._refill()
+        self._tokens -= n
+        return 0.0 if self._tokens >= 0 else -self._tokens / self.rate
+
+
+class _Closed(Exception):
+    """Internal: the session decided to close; unwinds the receive loop."""
+
+
+class LinkSession:
+    """Runs one established link (after hello) until it closes; see the module doc."""
+
+    def __init__(
+        self,
+        *,
+        ws: WebSocket,
+        name: str,
+        version: int,
+        outbox: Outbox,
+        ledger: InboundLedger,
+        ledger_peer: str,
+        deliver: Callable[[Envelope], Awaitable[None]],
+        start_after: int,
+        window: int = 1000,
+        max_message_bytes: int = MAX_MESSAGE_SIZE,
+        heartbeat_s: float = 15.0,
+        dead_after_s: float = 45.0,
+        inbound_limit: TokenBucket | None = None,
+        outbound_pace: TokenBucket | None = None,
+    ) -> None:
+        self.ws = ws
+        self.name = name
+        self.version = version
+        self._outbox = outbox
+        self._ledger = ledger
+        self._peer = ledger_peer
+        self._deliver = deliver
+        self._window = max(1, window)
+        self._max_bytes = max_message_bytes
+        self._heartbeat_s = heartbeat_s
+        self._dead_after_s = dead_after_s
+        self._inbound = inbound_limit
+        self._pace = outbound_pace
+        # The peer told us in its hello what it has; everything above is sent again.
+        self._peer_acked = start_after
+        self._sent_high = start_after
+        self._acked_sent = ledger.last(ledger_peer)
+        self._force_ack = False
+        self._wake = asyncio.Event()
+        self._ack_needed = asyncio.Event()
+        self._closing = False
+        self.rtt_ms: float | None = None
+        self.close_code: int | None = None
+        self.close_reason: str | None = None
+        self.received = 0
+        self.duplicates = 0
+
+    # -- public ------------------------------------------------------------------
+
+    def wake(self) -> None:
+        """New messages are in the outbox: let the sender look."""
+        self._wake.set()
+
+    async def run(self) -> None:
+        """Run until the link closes (by either side, by error or by ``close``)."""
+        tasks = [
+            asyncio.create_task(self._receive_loop(), name=f"{self.name}-recv"),
+            asyncio.create_task(self._send_loop(), name=f"{self.name}-send"),
+            asyncio.create_task(self._ack_loop(), name=f"{self.name}-ack"),
+            asyncio.create_task(self._heartbeat_loop(), name=f"{self.name}-ping"),
+        ]
+        try:
+            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+            for task in done:
+                if task.cancelled():
+                    continue
+                err = task.exception()
+                if err is not None and not isinstance(err, _Closed):
+                    if isinstance(err, (ConnectionError, OSError)):
+                        self._note(None, f"connection lost: {err!r}")
+                    elif isinstance(err, OutboxError):
+                        _LOGGER.error("%s: %s", self.name, err)
+                        await self.close(CLOSE_INTERNAL, "storage failure on the other side")
+                    else:
+                        _LOGGER.error("%s: link task failed", self.name, exc_info=err)
+                        await self.close(CLOSE_INTERNAL, "internal error")
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            # Record what was handled even if the final ack could not be sent.
+            with contextlib.suppress(BridgeError):
+                await self._ledger.flush()
+            if not self.ws.closed:
+                with contextlib.suppress(Exception):
+                    await self.ws.close(code=CLOSE_SHUTDOWN, message=b"link ended")
+
+    async def close(self, code: int, reason: str) -> None:
+        """Close the WebSocket with a code and a human-readable reason (max 123 bytes)."""
+        if self._closing:
+            return
+        self._closing = True
+        self._note(code, reason)
+        _LOGGER.info("%s: closing (%d): %s", self.name, code, reason)
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(
+                self.ws.close(code=code, message=reason.encode()[:123]), timeout=5.0
+            )
+
+    # -- internals -------------------------------------------------------------------
+
+    def _note(self, code: int | None, reason: str) -> None:
+        if self.close_reason is None:
+            self.close_code, self.close_reason = code, reason
+
+    async def _send_control(self, type_: MessageType, body: dict[str, object]) -> None:
+        await self.ws.send_bytes(encode(make_control(type_, dict(body), v=self.version)))
+
+    async def _receive_loop(self) -> None:
+        ws = self.ws
+        while not self._closing:
+            try:
+                msg = await ws.receive(timeout=self._dead_after_s)
+            except TimeoutError:
+                await self.close(
+                    CLOSE_DEAD_PEER, f"nothing received for {self._dead_after_s:g} s: peer is dead"
+                )
+                return
+            if msg.type in (WSMsgType.TEXT, WSMsgType.BINARY):
+                await self._on_frame(msg.data)
+            elif msg.type == WSMsgType.ERROR:
+                err = ws.exception()
+                self._note(ws.close_code, f"websocket error: {err}")
+                _LOGGER.warning("%s: websocket error: %s", self.name, err)
+                return
+            else:  # CLOSE, CLOSING, CLOSED
+                reason = msg.extra if isinstance(msg.extra, str) else ""
+                code = msg.data if isinstance(msg.data, int) else ws.close_code
+                self._note(code, reason or "closed by peer")
+                return
+
+    async def _on_frame(self, data: bytes | str) -> None:
+        if self._inbound is not None and not self._inbound.take():
+            await self.close(
+                CLOSE_POLICY,
+                f"rate limit exceeded: more than {self._inbound.rate:g} msg/s "
+                f"(burst {self._inbound.burst:g})",
+            )
+            raise _Closed
+        try:
+            env = decode(data, max_size=self._max_bytes)
+        except ProtocolError as err:
+            await self._on_bad_frame(data, err)
+            return
+        type_ = env.type
+        if type_ == MessageType.ACK:
+            self._on_ack(int(env.body["seq"]))
+        elif type_ == MessageType.PING:
+            await self._send_control(MessageType.PONG, {"t": env.body["t"]})
+        elif type_ == MessageType.PONG:
+            rtt = time.monotonic() - float(env.body["t"])
+            if 0 <= rtt < 3600:
+                self.rtt_ms = rtt * 1000.0
+        elif type_ == MessageType.HELLO:
+            _LOGGER.warning("%s: ignoring a second hello", self.name)
+        elif env.durable:
+            await self._on_durable(env)
+        else:
+            _LOGGER.info("%s: ignoring unknown control message type %r", self.name, type_)
+
+    async def _on_bad_frame(self, data: bytes | str, err: ProtocolError) -> None:
+        salvaged = salvage_seq(data, max_size=self._max_bytes)
+        if salvaged is not None and is_durable(*salvaged):
+            type_, seq = salvaged
+            # One bad durable message: reject it (logged), ack it so the sender
+            # stops resending it, keep the link.
+            _LOGGER.error("%s: rejected %s message seq %d: %s", self.name, type_, seq, err)
+            if self._ledger.classify(self._peer, seq) is SeqVerdict.DUPLICATE:
+                self._force_ack = True
+            else:
+                self._ledger.advance(self._peer, seq)
+            self._ack_needed.set()
+            return
+        _LOGGER.warning("%s: closing on a bad frame: %s", self.name, err)
+        await self.close(CLOSE_INVALID, f"protocol error: {err}")
+        raise _Closed
+
+    def _on_ack(self, seq: int) -> None:
+        if seq <= self._peer_acked:
+            return
+        self._peer_acked = seq
+        if seq > self._sent_high:
+            # The peer has more than this session sent (an earlier session did): skip ahead.
+            self._sent_high = seq
+        self._outbox.ack_nowait(seq)
+        self._wake.set()
+
+    async def _on_durable(self, env: Envelope) -> None:
+        verdict = self._ledger.classify(self._peer, env.seq)
+        if verdict is SeqVerdict.DUPLICATE:
+            self.duplicates += 1
+            self._force_ack = True
+            self._ack_needed.set()
+            return
+        if not env.known:
+            _LOGGER.info(
+                "%s: ignoring message of unknown type %r (seq %d)", self.name, env.type, env.seq
+            )
+        elif is_expired(env):
+            _LOGGER.info(
+                "%s: dropping expired %s seq %d (expired %.1f s ago)",
+                self.name,
+                env.type,
+                env.seq,
+                time.time() - float(env.body["expires_at"]),
+            )
+        else:
+            try:
+                await self._deliver(env)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                # The handler had its chance; retrying a message that makes it
+                # fail would block the link forever, so it counts as handled.
+                _LOGGER.exception(
+                    "%s: handler failed on %s seq %d; skipping it", self.name, env.type, env.seq
+                )
+        self.received += 1
+        self._ledger.advance(self._peer, env.seq)
+        self._ack_needed.set()
+
+    async def _ack_loop(self) -> None:
+        while True:
+            await self._ack_needed.wait()
+            self._ack_needed.clear()
+            try:
+                await self._ledger.flush()
+            except BridgeError as err:
+                # Never ack what is not on record; the sender will resend.
+                _LOGGER.error("%s: cannot record received messages: %s", self.name, err)
+                await asyncio.sleep(1.0)
+                self._ack_needed.set()
+                continue
+            last = self._ledger.last(self._peer)
+            if last > self._acked_sent or self._force_ack:
+                self._force_ack = False
+                self._acked_sent = last
+                await self._send_control(MessageType.ACK, {"seq": last})
+
+    async def _send_loop(self) -> None:
+        ws = self.ws
+        while True:
+            self._wake.clear()
+            room = self._window - (self._sent_high - self._peer_acked)
+            if room <= 0:
+                await self._wake.wait()
+                continue
+            items = await self._outbox.pending(after=self._sent_high, limit=min(room, 512))
+            if not items:
+                await self._wake.wait()
+                continue
+            for item in items:
+                if item.seq <= self._sent_high:
+                    continue  # acked meanwhile
+                if self._pace is not None:
+                    delay = self._pace.reserve()
+                    if delay > 0:
+                        await asyncio.sleep(delay)
+                await ws.send_bytes(item.frame(self.version))
+                self._sent_high = item.seq
+
+    async def _heartbeat_loop(self) -> None:
+        while True:
+            await self._send_control(MessageType.PING, {"t": time.monotonic()})
+            await asyncio.sleep(self._heartbeat_s)

@@ -1,0 +1,413 @@
+"""CarLink: the car's side of one home link, with reconnect and a durable outbox.
+
+One ``CarLink`` per paired home. It keeps its state in that home's directory
+(``bridge.homes``): ``outbox.db`` (what the home has not acked yet) and
+``ledger.db`` (the highest seq handled from the home).
+
+Connection cycle (a small state machine, ``LinkState``):
+
+1. IDLE -> CONNECTING: try the home's URLs in order (LAN URLs first, then the
+   external URL) with the car's client TLS context (TLS 1.3, pinned home CA).
+2. HELLO: send ``hello`` (protocols, vehicle info, ``acked_seq`` = the highest
+   seq handled from the home), wait for the hub's ``hello``; trim the outbox
+   up to the hub's ``acked_seq``; append a fresh snapshot.
+3. CONNECTED: the link runs (``bridge._session``): the outbox drains in seq
+   order with a window of unacked messages; incoming durable messages go to
+   ``on_message`` exactly once and in order (expired notify/command dropped).
+4. BACKOFF: after any failure wait ``min(max, min * 2**n)`` seconds with
+   jitter (uniformly 50-100 % of it), 1 s -> 60 s by default, then 1.
+
+``send()`` only appends to the outbox and wakes the sender, so it works (and
+is durable) whether or not the home is reachable.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import enum
+import json
+import logging
+import random
+import ssl
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any, Final
+
+import aiohttp
+from aiohttp import WSMsgType
+from yarl import URL
+
+from bridge._session import (
+    CLOSE_INCOMPATIBLE,
+    CLOSE_SHUTDOWN,
+    CLOSE_UNAUTHORIZED,
+    LinkSession,
+    TokenBucket,
+)
+from bridge.errors import BridgeError, CertificateError, LinkError, ProtocolError
+from bridge.ledger import InboundLedger
+from bridge.outbox import DEFAULT_MAX_BYTES, Outbox
+from bridge.pki import CarIdentity
+from bridge.protocol import (
+    MAX_MESSAGE_SIZE,
+    SUPPORTED_VERSIONS,
+    Envelope,
+    MessageType,
+    decode,
+    encode,
+    make_control,
+    negotiate_version,
+)
+
+__all__ = ["CarLink", "LinkState", "hub_urls"]
+
+_LOGGER = logging.getLogger(__name__)
+
+_WS_PATH: Final[str] = "/carhub"
+_HELLO_TIMEOUT_S: Final[float] = 10.0
+_CONNECT_TIMEOUT_S: Final[float] = 10.0
+# Pace under the hub's advertised rate so clock and buffering jitter never trips it.
+_PACE_SHARE: Final[float] = 0.9
+# One ledger per home directory, so one fixed peer key (re-pairing with a new
+# CA deletes the link state, see bridge.homes).
+_LEDGER_PEER: Final[str] = "hub"
+
+
+class LinkState(enum.Enum):
+    """Where the link is in its connection cycle."""
+
+    IDLE = "idle"
+    CONNECTING = "connecting"
+    HELLO = "hello"
+    CONNECTED = "connected"
+    BACKOFF = "backoff"
+    STOPPED = "stopped"
+
+
+def hub_urls(home_dir: Path) -> list[str]:
+    """The URLs to dial from ``home.json``: LAN URLs first, then the external one."""
+    try:
+        data = json.loads((home_dir / "home.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError) as err:
+        raise LinkError(f"cannot read {home_dir / 'home.json'}: {err}") from err
+    urls = [u for u in data.get("lan_urls", []) if isinstance(u, str)]
+    external = data.get("external_url")
+    if isinstance(external, str) and external:
+        urls.append(external)
+    if not urls:
+        raise LinkError(f"{home_dir / 'home.json'} lists no hub URL")
+    return urls
+
+
+def _ws_url(url: str) -> URL:
+    parsed = URL(url)
+    if parsed.scheme in ("https", "wss"):
+        parsed = parsed.with_scheme("wss")
+    else:
+        raise LinkError(f"hub URL must be wss:// or https://: {url!r}")
+    if parsed.path in ("", "/"):
+        parsed = parsed.with_path(_WS_PATH)
+    return parsed
+
+
+class CarLink:
+    """The car's link to one home (see the module doc). Nothing starts before ``start()``.
+
+    ``snapshot()`` returns everything the car knows as the snapshot signals
+    mapping ``{vss_path: {"value", "ts"}}`` (a full ``{"signals": {...}}`` body is
+    accepted too); it is sent after every (re)connect. ``url`` overrides the
+    URLs of ``home.json``; ``ssl_context`` overrides the one built from the
+    identity stored in ``home_dir``.
+    """
+
+    def __init__(
+        self,
+        *,
+        home_dir: Path,
+        hello_body: dict[str, Any],
+        on_message: Callable[[Envelope], Awaitable[None]],
+        snapshot: Callable[[], dict[str, Any]],
+        url: str | None = None,
+        urls: list[str] | None = None,
+        ssl_context: ssl.SSLContext | None = None,
+        backoff_min_s: float = 1.0,
+        backoff_max_s: float = 60.0,
+        window: int = 1000,
+        heartbeat_s: float = 15.0,
+        dead_after_s: float = 45.0,
+        max_message_bytes: int = MAX_MESSAGE_SIZE,
+        outbox_max_bytes: int = DEFAULT_MAX_BYTES,
+        compact_state: bool = True,
+    ) -> None:
+        self.home_dir = home_dir
+        self._hello_body = dict(hello_body)
+        self._on_message = on_message
+        self._snapshot = snapshot
+        self._urls = [url] if url is not None else (list(urls) if urls else None)
+        self._ssl = ssl_context
+        self._backoff = (backoff_min_s, backoff_max_s)
+        self._window = window
+        self._heartbeat_s = heartbeat_s
+        self._dead_after_s = dead_after_s
+        self._max_bytes = max_message_bytes
+        self.outbox = Outbox(
+            home_dir / "outbox.db",
+            max_bytes=outbox_max_bytes,
+            compact_state=compact_state,
+            max_message_bytes=max_message_bytes,
+        )
+        self.ledger = InboundLedger(home_dir / "ledger.db")
+        self.state = LinkState.IDLE
+        self.hub_id: str | None = None
+        self.last_close_reason: str | None = None
+        self.connects = 0
+        self._session: LinkSession | None = None
+        self._http: aiohttp.ClientSession | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._connected = asyncio.Event()
+        self._stop = asyncio.Event()
+        # Set when the hub refused us (incompatible version, unauthorized): retry rarely.
+        self._session_policy_stop = False
+
+    # -- public ------------------------------------------------------------------
+
+    @property
+    def connected(self) -> bool:
+        """True while the link to the home is established (after both hellos)."""
+        return self.state is LinkState.CONNECTED
+
+    @property
+    def rtt_ms(self) -> float | None:
+        """Last measured ping round trip to the hub, in milliseconds."""
+        return self._session.rtt_ms if self._session is not None else None
+
+    async def start(self) -> None:
+        """Open the outbox and ledger, then connect in the background (with reconnects)."""
+        if self._task is not None:
+            return
+        await self.outbox.open()
+        await self.ledger.open()
+        loop = asyncio.get_running_loop()
+        if self._urls is None:
+            self._urls = await loop.run_in_executor(None, hub_urls, self.home_dir)
+        if self._ssl is None:
+            self._ssl = await loop.run_in_executor(None, self._load_ssl)
+        self._stop.clear()
+        self._http = aiohttp.ClientSession()
+        self._task = asyncio.create_task(self._run(), name=f"carlink-{self.home_dir.name}")
+
+    async def stop(self) -> None:
+        """Close the link (1001), flush and close the outbox and ledger."""
+        self._stop.set()
+        session = self._session
+        if session is not None:
+            await session.close(CLOSE_SHUTDOWN, "car agent stopping")
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        if self._http is not None:
+            await self._http.close()
+            self._http = None
+        await self.outbox.close()
+        await self.ledger.close()
+        self.state = LinkState.STOPPED
+        self._connected.clear()
+
+    async def send(self, type: MessageType, body: dict[str, Any]) -> int:
+        """Append a durable message to the outbox (on disk when this returns); its seq.
+
+        Raises ``ProtocolError`` for a body the hub would reject and
+        ``OutboxFullError`` / ``OutboxStorageError`` from the outbox.
+        """
+        seq = await self.outbox.append(type, body)
+        if self._session is not None:
+            self._session.wake()
+        return seq
+
+    async def wait_connected(self, timeout: float) -> bool:  # noqa: ASYNC109 (contract)
+        """Wait up to ``timeout`` seconds for the link to be established."""
+        if self.connected:
+            return True
+        try:
+            await asyncio.wait_for(self._connected.wait(), timeout)
+        except TimeoutError:
+            return False
+        return self.connected
+
+    # -- internals ---------------------------------------------------------------------
+
+    def _load_ssl(self) -> ssl.SSLContext:
+        return CarIdentity.load(self.home_dir).client_ssl_context()
+
+    async def _run(self) -> None:
+        attempt = 0
+        while not self._stop.is_set():
+            established = False
+            for url in self._urls or []:
+                if self._stop.is_set():
+                    return
+                try:
+                    established = await self._connect_once(url)
+                except (LinkError, ProtocolError, CertificateError) as err:
+                    self.last_close_reason = str(err)
+                    _LOGGER.info("link to %s failed: %s", url, err)
+                    continue
+                if established:
+                    break
+            if self._stop.is_set():
+                return
+            if established:
+                attempt = 0
+            else:
+                attempt += 1
+            if self._session_policy_stop:
+                attempt = max(attempt, 16)  # incompatible or unauthorized: retry rarely
+            lo, hi = self._backoff
+            delay = min(hi, lo * 2 ** max(0, attempt - 1)) if attempt else lo
+            delay *= random.uniform(0.5, 1.0)
+            self.state = LinkState.BACKOFF
+            _LOGGER.debug("reconnecting in %.2f s", delay)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), delay)
+
+    async def _connect_once(self, url: str) -> bool:
+        """One connection attempt; True if the link was established (and has now ended)."""
+        assert self._http is not None
+        self.state = LinkState.CONNECTING
+        self._session_policy_stop = False
+        target = _ws_url(url)
+        try:
+            ws = await asyncio.wait_for(
+                self._http.ws_connect(
+                    target,
+                    ssl=self._ssl if self._ssl is not None else True,
+                    max_msg_size=self._max_bytes,
+                    autoping=True,
+                    compress=0,
+                    timeout=aiohttp.ClientWSTimeout(ws_close=5.0),
+                ),
+                _CONNECT_TIMEOUT_S,
+            )
+        except (aiohttp.ClientError, OSError, TimeoutError) as err:
+            raise LinkError(f"cannot connect to {target}: {err!r}") from err
+        try:
+            return await self._run_link(ws)
+        finally:
+            self._session = None
+            self._connected.clear()
+            if not ws.closed:
+                with contextlib.suppress(Exception):
+                    await ws.close()
+
+    async def _hello(self, ws: aiohttp.ClientWebSocketResponse) -> tuple[Envelope, int]:
+        self.state = LinkState.HELLO
+        body = {
+            **self._hello_body,
+            "protocols": list(SUPPORTED_VERSIONS),
+            "acked_seq": self.ledger.last(_LEDGER_PEER),
+        }
+        await ws.send_bytes(encode(make_control(MessageType.HELLO, body)))
+        try:
+            msg = await ws.receive(timeout=_HELLO_TIMEOUT_S)
+        except TimeoutError as err:
+            raise LinkError("the hub sent no hello within 10 s") from err
+        if msg.type in (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED):
+            code = msg.data if isinstance(msg.data, int) else ws.close_code
+            reason = msg.extra if isinstance(msg.extra, str) else ""
+            self.last_close_reason = f"hub closed the link ({code}): {reason}"
+            if code in (CLOSE_INCOMPATIBLE, CLOSE_UNAUTHORIZED):
+                self._session_policy_stop = True
+                _LOGGER.error("home refused this car: %s", self.last_close_reason)
+            raise LinkError(self.last_close_reason)
+        if msg.type not in (WSMsgType.TEXT, WSMsgType.BINARY):
+            raise LinkError(f"unexpected websocket message during hello: {msg.type!r}")
+        env = decode(msg.data, max_size=self._max_bytes)
+        if env.type != MessageType.HELLO:
+            raise ProtocolError(f"expected the hub's hello, got {env.type}")
+        version = negotiate_version(SUPPORTED_VERSIONS, env.body["protocols"])
+        if version is None:
+            self._session_policy_stop = True
+            raise ProtocolError(
+                f"incompatible protocol: hub speaks {env.body['protocols']}, "
+                f"car speaks {list(SUPPORTED_VERSIONS)}"
+            )
+        return env, version
+
+    async def _run_link(self, ws: aiohttp.ClientWebSocketResponse) -> bool:
+        env, version = await self._hello(ws)
+        hub_id = env.body.get("hub_id")
+        if not isinstance(hub_id, str) or not hub_id:
+            raise ProtocolError("the hub's hello carries no hub_id")
+        if self.hub_id is not None and hub_id != self.hub_id:
+            _LOGGER.warning("hub id changed from %s to %s", self.hub_id, hub_id)
+        self.hub_id = hub_id
+        hub_acked = env.body.get("acked_seq", 0)
+        hub_acked = hub_acked if isinstance(hub_acked, int) else 0
+        await self.outbox.flush()
+        if hub_acked > self.outbox.last_seq:
+            await self.outbox.rebase(hub_acked)
+        if hub_acked > self.outbox.acked_seq:
+            self.outbox.ack_nowait(hub_acked)
+        pace = self._pace_from(env.body.get("limits"))
+        await self._append_snapshot()
+        session = LinkSession(
+            ws=ws,
+            name=f"home {hub_id}",
+            version=version,
+            outbox=self.outbox,
+            ledger=self.ledger,
+            ledger_peer=_LEDGER_PEER,
+            deliver=self._on_message,
+            start_after=hub_acked,
+            window=self._window,
+            max_message_bytes=self._max_bytes,
+            heartbeat_s=self._heartbeat_s,
+            dead_after_s=self._dead_after_s,
+            outbound_pace=pace,
+        )
+        self._session = session
+        self.state = LinkState.CONNECTED
+        self.connects += 1
+        self._connected.set()
+        started = time.monotonic()
+        _LOGGER.info("connected to home %s (protocol %d)", hub_id, version)
+        try:
+            await session.run()
+        finally:
+            self.last_close_reason = session.close_reason
+            if session.close_code in (CLOSE_INCOMPATIBLE, CLOSE_UNAUTHORIZED):
+                self._session_policy_stop = True
+            _LOGGER.info(
+                "link to home %s ended after %.1f s: %s",
+                hub_id,
+                time.monotonic() - started,
+                session.close_reason,
+            )
+        return True
+
+    def _pace_from(self, limits: object) -> TokenBucket | None:
+        if not isinstance(limits, dict):
+            return None
+        rate, burst = limits.get("max_msgs_per_s"), limits.get("burst")
+        if not isinstance(rate, (int, float)) or not isinstance(burst, (int, float)) or rate <= 0:
+            return None
+        return TokenBucket(rate * _PACE_SHARE, max(1.0, burst * _PACE_SHARE / 2))
+
+    async def _append_snapshot(self) -> None:
+        try:
+            signals = self._snapshot()
+        except Exception:
+            _LOGGER.exception("snapshot callback failed; no snapshot after this reconnect")
+            return
+        if not signals:
+            return
+        inner = signals.get("signals") if len(signals) == 1 else None
+        body = {"signals": inner} if isinstance(inner, dict) else {"signals": signals}
+        try:
+            await self.outbox.append(MessageType.SNAPSHOT, body)
+        except BridgeError as err:
+            _LOGGER.error("cannot queue the snapshot: %s", err)

@@ -1,0 +1,185 @@
+"""Receiver side of effectively-once delivery: the highest seq handled per peer.
+
+The sender keeps every unacked message in its outbox and resends from the
+oldest after a reconnect; the receiver drops whatever it already handled.
+
+Rules for an incoming durable message with sequence number ``seq`` from a peer
+whose ledger says ``last``:
+
+- ``seq <= last``: a duplicate (a resend, or a rewind). Dropped, but still
+  acked (with ``last``), so the sender can trim its outbox.
+- ``seq == last + 1``: the next message. Handled, then recorded.
+- ``seq > last + 1``: a gap. **Accepted** and logged with the number of missing
+  messages. A correct sender resends strictly in order from its outbox and
+  trims only on ack, so a gap never comes from the network; it comes from the
+  sender's own documented policy (its outbox dropped the oldest *state* rows at
+  its size bound, or deep compaction removed superseded state rows). Refusing
+  the message would stall the link forever on data that no longer exists.
+  Order and at-most-once still hold: the ledger only moves forward.
+
+Persistence: SQLite (WAL, ``synchronous=FULL``), one row per peer. ``advance``
+updates memory only; ``flush`` writes every changed peer in one transaction.
+The server calls ``flush`` before it sends the cumulative ack, so an acked
+message is always on record. A crash between handling and ``flush`` can at
+worst hand the same messages to the handler again after restart (at-least-once
+for that small window), never lose them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import sqlite3
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from enum import Enum
+from pathlib import Path
+
+from bridge.errors import OutboxStorageError
+
+__all__ = ["InboundLedger", "SeqVerdict"]
+
+_LOGGER = logging.getLogger(__name__)
+
+
+class SeqVerdict(Enum):
+    """How an incoming seq relates to what the ledger has seen from that peer."""
+
+    NEXT = "next"
+    GAP = "gap"
+    DUPLICATE = "duplicate"
+
+
+class InboundLedger:
+    """Highest seq handled per peer, in memory with a SQLite copy on disk.
+
+    Nothing happens in ``__init__``; call ``await open()`` first. SQLite runs
+    in a dedicated single-thread executor.
+    """
+
+    def __init__(self, path: Path, *, executor: ThreadPoolExecutor | None = None) -> None:
+        self.path = path
+        self._own_executor = executor is None
+        self._executor = executor
+        self._db: sqlite3.Connection | None = None
+        self._last: dict[str, int] = {}
+        self._dirty: dict[str, int] = {}
+        self._lock = asyncio.Lock()
+
+    async def _run[T](self, fn: Callable[..., T], *args: object) -> T:
+        if self._executor is None:
+            raise OutboxStorageError(f"ledger {self.path} is not open")
+        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+
+    async def open(self) -> None:
+        """Open (creating) the database and load every peer's seq."""
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(1, thread_name_prefix="carhub-ledger")
+        self._last = await self._run(self._open_sync)
+
+    def _open_sync(self) -> dict[str, int]:
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            try:
+                db.execute("PRAGMA journal_mode=WAL")
+                db.execute("PRAGMA synchronous=FULL")
+                db.execute("PRAGMA busy_timeout=5000")
+                db.execute(
+                    "CREATE TABLE IF NOT EXISTS ledger "
+                    "(peer TEXT PRIMARY KEY, seq INTEGER NOT NULL) WITHOUT ROWID"
+                )
+                rows = db.execute("SELECT peer, seq FROM ledger").fetchall()
+            except BaseException:
+                db.close()
+                raise
+        except (sqlite3.Error, OSError) as err:
+            raise OutboxStorageError(f"cannot open ledger {self.path}: {err}") from err
+        self._db = db
+        return {str(p): int(s) for p, s in rows}
+
+    async def close(self) -> None:
+        """Write pending changes (best effort) and close."""
+        if self._executor is None:
+            return
+        with contextlib.suppress(OutboxStorageError):
+            await self.flush()
+        await self._run(self._close_sync)
+        if self._own_executor:
+            self._executor.shutdown(wait=False)
+            self._executor = None
+
+    def _close_sync(self) -> None:
+        if self._db is not None:
+            with contextlib.suppress(sqlite3.Error):
+                self._db.close()
+            self._db = None
+
+    def last(self, peer: str) -> int:
+        """Highest seq handled from ``peer`` (0 if none)."""
+        return self._last.get(peer, 0)
+
+    def classify(self, peer: str, seq: int) -> SeqVerdict:
+        """Whether ``seq`` is the next message, after a gap, or a duplicate."""
+        last = self._last.get(peer, 0)
+        if seq <= last:
+            return SeqVerdict.DUPLICATE
+        if seq == last + 1:
+            return SeqVerdict.NEXT
+        _LOGGER.warning(
+            "seq gap from %s: expected %d, got %d (%d messages missing; the sender's "
+            "outbox dropped them under its size policy). Accepting.",
+            peer,
+            last + 1,
+            seq,
+            seq - last - 1,
+        )
+        return SeqVerdict.GAP
+
+    def advance(self, peer: str, seq: int) -> None:
+        """Record in memory that ``seq`` was handled (never moves backwards)."""
+        if seq > self._last.get(peer, 0):
+            self._last[peer] = seq
+            self._dirty[peer] = seq
+
+    def reset(self, peer: str) -> None:
+        """Forget a peer (it was removed or re-paired); written by the next flush."""
+        self._last.pop(peer, None)
+        self._dirty[peer] = -1
+
+    async def flush(self) -> None:
+        """Persist every changed peer in one transaction; raise ``OutboxStorageError``."""
+        async with self._lock:
+            if not self._dirty:
+                return
+            dirty, self._dirty = self._dirty, {}
+            try:
+                await self._run(self._write_sync, dirty)
+            except BaseException:
+                # Keep them for the next flush; newer values win.
+                for peer, seq in dirty.items():
+                    self._dirty.setdefault(peer, seq)
+                raise
+
+    def _write_sync(self, dirty: dict[str, int]) -> None:
+        db = self._db
+        if db is None:
+            raise OutboxStorageError(f"ledger {self.path} is not open")
+        try:
+            db.execute("BEGIN IMMEDIATE")
+            for peer, seq in dirty.items():
+                if seq < 0:
+                    db.execute("DELETE FROM ledger WHERE peer = ?", (peer,))
+                else:
+                    # Memory is authoritative: it only moves forward, except on reset().
+                    db.execute(
+                        "INSERT INTO ledger (peer, seq) VALUES (?, ?) "
+                        "ON CONFLICT (peer) DO UPDATE SET seq = excluded.seq",
+                        (peer, seq),
+                    )
+            db.execute("COMMIT")
+        except sqlite3.Error as err:
+            with contextlib.suppress(sqlite3.Error):
+                db.execute("ROLLBACK")
+            raise OutboxStorageError(f"ledger {self.path}: {err}") from err

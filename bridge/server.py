@@ -1,0 +1,420 @@
+"""HubServer: the home side of the link, one mTLS WebSocket listener for every car.
+
+TLS 1.3 with client certificates (the context comes from ``HomeCA``): the
+server learns which car it talks to from the verified peer certificate alone,
+never from anything the car says. After the handshake:
+
+1. the car sends ``hello``; the server picks the highest protocol version both
+   speak, or closes with code 4002 and a reason naming both sides' versions;
+2. the server answers ``hello`` with its hub id, the highest seq it has from
+   this car (``acked_seq``, so the car trims its outbox at once) and its limits
+   (``limits``: the car paces itself under them);
+3. ``HubHandler.on_connect``; then the link runs (see ``bridge._session``):
+   durable messages go to ``on_message`` in order, exactly once, and are acked
+   after it returns; the hub's own messages to the car (notify, command,
+   voice_reply, vocabulary) go through a per-car durable outbox and are
+   resent after a reconnect.
+
+Limits (``ServerLimits``): frame size (close 1009), messages per second per car
+with a token bucket (close 1008), concurrent connections (close 1013). A second
+connection of the same car replaces the first (close 4001). Breaking a limit
+closes only that connection.
+
+State on disk under ``state_dir``: ``ledger.db`` (highest seq handled per car)
+and ``cars/<vehicle_id>/outbox.db`` (what the hub still has to deliver).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import ssl
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Final, Protocol
+
+from aiohttp import WSMsgType, web
+from cryptography import x509
+
+from bridge._session import (
+    CLOSE_INCOMPATIBLE,
+    CLOSE_PROTOCOL,
+    CLOSE_REPLACED,
+    CLOSE_SHUTDOWN,
+    CLOSE_TRY_LATER,
+    CLOSE_UNAUTHORIZED,
+    LinkSession,
+    TokenBucket,
+)
+from bridge.errors import BridgeError, CertificateError, ProtocolError
+from bridge.ledger import InboundLedger
+from bridge.outbox import Outbox
+from bridge.pki import HomeCA, vehicle_id_from_certificate
+from bridge.protocol import (
+    SUPPORTED_VERSIONS,
+    Envelope,
+    MessageType,
+    decode,
+    encode,
+    make_control,
+    negotiate_version,
+)
+
+__all__ = ["WS_PATH", "HubHandler", "HubServer", "PeerInfo", "ServerLimits"]
+
+_LOGGER = logging.getLogger(__name__)
+
+WS_PATH: Final[str] = "/carhub"
+"""The WebSocket route (``/`` is served too, so a bare ``wss://host:port`` URL works)."""
+
+_HELLO_TIMEOUT_S: Final[float] = 10.0
+
+
+@dataclass(frozen=True, kw_only=True)
+class PeerInfo:
+    """Who is on the other end: the vehicle id from its certificate and its address."""
+
+    vehicle_id: str
+    remote: str
+
+
+class HubHandler(Protocol):
+    """What the hub does with cars; implemented by the integration and by ``serve``."""
+
+    async def on_connect(self, peer: PeerInfo, hello: Envelope) -> None:
+        """A car connected and said hello (its vehicle info, capabilities and signals)."""
+
+    async def on_message(self, peer: PeerInfo, env: Envelope) -> None:
+        """A durable message, in order, exactly once; the ack is sent after this returns."""
+
+    async def on_disconnect(self, peer: PeerInfo) -> None:
+        """The car's connection ended."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class ServerLimits:
+    """Per-car and global limits of the hub listener."""
+
+    max_message_bytes: int = 256 * 1024
+    max_msgs_per_s: float = 2000
+    burst: int = 4000
+    max_connections: int = 64
+    heartbeat_s: float = 15
+    dead_after_s: float = 45
+
+
+class _CarLink:
+    """The hub's view of one connected car."""
+
+    def __init__(self, peer: PeerInfo, ws: web.WebSocketResponse, session: LinkSession) -> None:
+        self.peer = peer
+        self.ws = ws
+        self.session = session
+        self.done = asyncio.Event()
+
+
+class HubServer:
+    """One mTLS WebSocket listener for all cars (see the module doc).
+
+    ``peer_identity`` turns the verified peer certificate (DER) into a vehicle
+    id; it defaults to ``bridge.pki.vehicle_id_from_certificate``. ``hub_id``
+    defaults to ``ca.hub_id``. Nothing happens before ``await start()``.
+    """
+
+    def __init__(
+        self,
+        *,
+        ca: HomeCA,
+        state_dir: Path,
+        handler: HubHandler,
+        host: str = "0.0.0.0",  # noqa: S104 (cars connect from the LAN)
+        port: int = 8766,
+        limits: ServerLimits = ServerLimits(),
+        peer_identity: Callable[[bytes], str] | None = None,
+        hub_id: str | None = None,
+        window: int = 1000,
+        outbox_max_bytes: int | None = None,
+    ) -> None:
+        self._ca = ca
+        self._state_dir = state_dir
+        self._handler = handler
+        self._host = host
+        self.port = port
+        self.limits = limits
+        self._identity = peer_identity or vehicle_id_from_certificate
+        self.hub_id: str = hub_id if hub_id is not None else str(ca.hub_id)
+        self._window = window
+        self._outbox_max = outbox_max_bytes
+        self._ssl: ssl.SSLContext | None = None
+        self._runner: web.AppRunner | None = None
+        self._ledger: InboundLedger | None = None
+        self._outboxes: dict[str, Outbox] = {}
+        self._outbox_lock = asyncio.Lock()
+        self._links: dict[str, _CarLink] = {}
+        self._buckets: dict[str, TokenBucket] = {}
+        self._active = 0
+        self._stopping = False
+
+    # -- lifecycle ---------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Build the TLS context (executor: file I/O), open the ledger, start listening."""
+        loop = asyncio.get_running_loop()
+        self._ssl = await loop.run_in_executor(None, self._ca.server_ssl_context)
+        self._ledger = InboundLedger(self._state_dir / "ledger.db")
+        await self._ledger.open()
+        app = web.Application()
+        app.router.add_get(WS_PATH, self._ws_handler)
+        app.router.add_get("/", self._ws_handler)
+        self._runner = web.AppRunner(
+            app, handle_signals=False, access_log=None, shutdown_timeout=1.0
+        )
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self._host, self.port, ssl_context=self._ssl)
+        await site.start()
+        server = site._server  # aiohttp has no public accessor for the bound port
+        if self.port == 0 and isinstance(server, asyncio.Server) and server.sockets:
+            self.port = int(server.sockets[0].getsockname()[1])
+        self._stopping = False
+        _LOGGER.info("hub %s listening on %s:%d", self.hub_id, self._host, self.port)
+
+    async def stop(self) -> None:
+        """Close every car's link (1001), stop listening, flush and close storage."""
+        self._stopping = True
+        for link in list(self._links.values()):
+            await link.session.close(CLOSE_SHUTDOWN, "hub is shutting down")
+        for link in list(self._links.values()):
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(link.done.wait(), timeout=5.0)
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+        for outbox in self._outboxes.values():
+            await outbox.close()
+        self._outboxes.clear()
+        if self._ledger is not None:
+            await self._ledger.close()
+            self._ledger = None
+
+    async def reload_crl(self) -> None:
+        """Make new handshakes see the CA's current revocation list (after a revoke)."""
+        if self._ssl is not None:
+            await asyncio.get_running_loop().run_in_executor(None, self._ca.reload_crl, self._ssl)
+
+    # -- queries and commands ---------------------------------------------------
+
+    def connected(self, vehicle_id: str) -> bool:
+        """True while the car has an established link."""
+        return vehicle_id in self._links
+
+    def round_trip_ms(self, vehicle_id: str) -> float | None:
+        """Last measured ping round trip to the car, in milliseconds."""
+        link = self._links.get(vehicle_id)
+        return link.session.rtt_ms if link is not None else None
+
+    async def send(self, vehicle_id: str, type: MessageType, body: dict[str, Any]) -> int:
+        """Queue a durable message for a car (delivered now or after it reconnects); its seq.
+
+        notify and command bodies must carry ``expires_at``: the car drops them
+        after that time. Raises ``ProtocolError`` for an invalid body and
+        ``OutboxError`` if the per-car outbox cannot store it.
+        """
+        outbox = await self._outbox(vehicle_id)
+        seq = await outbox.append(type, body)
+        link = self._links.get(vehicle_id)
+        if link is not None:
+            link.session.wake()
+        return seq
+
+    async def disconnect(self, vehicle_id: str, reason: str) -> None:
+        """Close a car's link with a reason (it reconnects unless its certificate is revoked)."""
+        link = self._links.get(vehicle_id)
+        if link is not None:
+            await link.session.close(CLOSE_UNAUTHORIZED, reason)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(link.done.wait(), timeout=5.0)
+
+    # -- internals ---------------------------------------------------------------------
+
+    async def _outbox(self, vehicle_id: str) -> Outbox:
+        async with self._outbox_lock:
+            outbox = self._outboxes.get(vehicle_id)
+            if outbox is None:
+                kwargs: dict[str, Any] = {"max_message_bytes": self.limits.max_message_bytes}
+                if self._outbox_max is not None:
+                    kwargs["max_bytes"] = self._outbox_max
+                outbox = Outbox(self._state_dir / "cars" / vehicle_id / "outbox.db", **kwargs)
+                await outbox.open()
+                self._outboxes[vehicle_id] = outbox
+            return outbox
+
+    def _peer_vehicle_id(self, request: web.Request) -> tuple[str, int] | None:
+        transport = request.transport
+        ssl_obj = transport.get_extra_info("ssl_object") if transport is not None else None
+        der = ssl_obj.getpeercert(binary_form=True) if ssl_obj is not None else None
+        if not der:
+            return None
+        try:
+            vehicle_id = self._identity(der)
+        except (BridgeError, ValueError) as err:
+            _LOGGER.warning("refusing a peer certificate: %s", err)
+            return None
+        try:
+            serial = x509.load_der_x509_certificate(der).serial_number
+        except ValueError:
+            return None
+        return vehicle_id, serial
+
+    async def _is_revoked(self, serial: int) -> bool:
+        check = getattr(self._ca, "is_revoked", None)
+        if check is None:
+            return False
+        try:
+            return bool(await asyncio.get_running_loop().run_in_executor(None, check, serial))
+        except CertificateError as err:
+            _LOGGER.error("cannot check revocation, refusing the car: %s", err)
+            return True  # fail closed
+
+    async def _ws_handler(self, request: web.Request) -> web.StreamResponse:
+        ident = self._peer_vehicle_id(request)
+        if ident is None:
+            raise web.HTTPForbidden(text="a valid car certificate is required\n")
+        vehicle_id, serial = ident
+        if await self._is_revoked(serial):
+            _LOGGER.warning("refusing %s: certificate %x is revoked", vehicle_id, serial)
+            raise web.HTTPForbidden(text="certificate revoked\n")
+        peer = PeerInfo(vehicle_id=vehicle_id, remote=str(request.remote or "?"))
+        limits = self.limits
+        ws = web.WebSocketResponse(
+            max_msg_size=limits.max_message_bytes, autoping=True, compress=False, timeout=5.0
+        )
+        await ws.prepare(request)
+        replacing = vehicle_id in self._links
+        if self._stopping:
+            await ws.close(code=CLOSE_SHUTDOWN, message=b"hub is shutting down")
+            return ws
+        if not replacing and self._active >= limits.max_connections:
+            _LOGGER.warning("refusing %s: %d connections already", vehicle_id, self._active)
+            await ws.close(
+                code=CLOSE_TRY_LATER,
+                message=f"too many connections (limit {limits.max_connections})".encode(),
+            )
+            return ws
+        self._active += 1
+        try:
+            await self._serve_car(peer, ws)
+        finally:
+            self._active -= 1
+        return ws
+
+    async def _read_hello(self, ws: web.WebSocketResponse, peer: PeerInfo) -> Envelope | None:
+        try:
+            msg = await ws.receive(timeout=_HELLO_TIMEOUT_S)
+        except TimeoutError:
+            await ws.close(code=CLOSE_PROTOCOL, message=b"no hello within 10 s")
+            return None
+        if msg.type not in (WSMsgType.TEXT, WSMsgType.BINARY):
+            return None
+        try:
+            env = decode(msg.data, max_size=self.limits.max_message_bytes)
+        except ProtocolError as err:
+            await ws.close(code=CLOSE_PROTOCOL, message=f"bad hello: {err}".encode()[:123])
+            return None
+        if env.type != MessageType.HELLO:
+            await ws.close(code=CLOSE_PROTOCOL, message=f"expected hello, got {env.type}".encode())
+            return None
+        return env
+
+    async def _serve_car(self, peer: PeerInfo, ws: web.WebSocketResponse) -> None:
+        assert self._ledger is not None
+        hello = await self._read_hello(ws, peer)
+        if hello is None:
+            return
+        theirs = hello.body["protocols"]
+        version = negotiate_version(SUPPORTED_VERSIONS, theirs)
+        if version is None:
+            reason = (
+                f"incompatible protocol: car speaks {theirs}, hub speaks {list(SUPPORTED_VERSIONS)}"
+            )
+            _LOGGER.warning("%s: %s", peer.vehicle_id, reason)
+            await ws.close(code=CLOSE_INCOMPATIBLE, message=reason.encode()[:123])
+            return
+        old = self._links.get(peer.vehicle_id)
+        if old is not None:
+            _LOGGER.info("%s connected again: replacing its previous link", peer.vehicle_id)
+            await old.session.close(CLOSE_REPLACED, "replaced by a newer connection of this car")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(old.done.wait(), timeout=5.0)
+        outbox = await self._outbox(peer.vehicle_id)
+        car_acked = hello.body.get("acked_seq")
+        start_after = max(outbox.acked_seq, car_acked if isinstance(car_acked, int) else 0)
+        if start_after > outbox.acked_seq:
+            if start_after > outbox.last_seq:
+                await outbox.rebase(start_after)
+            outbox.ack_nowait(start_after)
+        limits = self.limits
+        reply = make_control(
+            MessageType.HELLO,
+            {
+                "protocols": list(SUPPORTED_VERSIONS),
+                "hub_id": self.hub_id,
+                "acked_seq": self._ledger.last(peer.vehicle_id),
+                "limits": {k: v for k, v in asdict(limits).items() if k != "max_connections"},
+            },
+            v=version,
+        )
+        await ws.send_bytes(encode(reply))
+        bucket = self._buckets.get(peer.vehicle_id)
+        if bucket is None:
+            bucket = TokenBucket(limits.max_msgs_per_s, limits.burst)
+            self._buckets[peer.vehicle_id] = bucket
+
+        async def deliver(env: Envelope) -> None:
+            await self._handler.on_message(peer, env)
+
+        session = LinkSession(
+            ws=ws,
+            name=f"car {peer.vehicle_id}",
+            version=version,
+            outbox=outbox,
+            ledger=self._ledger,
+            ledger_peer=peer.vehicle_id,
+            deliver=deliver,
+            start_after=start_after,
+            window=self._window,
+            max_message_bytes=limits.max_message_bytes,
+            heartbeat_s=limits.heartbeat_s,
+            dead_after_s=limits.dead_after_s,
+            inbound_limit=bucket,
+        )
+        link = _CarLink(peer, ws, session)
+        self._links[peer.vehicle_id] = link
+        started = time.monotonic()
+        try:
+            try:
+                await self._handler.on_connect(peer, hello)
+            except Exception:
+                _LOGGER.exception("on_connect failed for %s", peer.vehicle_id)
+            _LOGGER.info(
+                "%s connected from %s (protocol %d)", peer.vehicle_id, peer.remote, version
+            )
+            await session.run()
+        finally:
+            if self._links.get(peer.vehicle_id) is link:
+                del self._links[peer.vehicle_id]
+            _LOGGER.info(
+                "%s disconnected after %.1f s: %s",
+                peer.vehicle_id,
+                time.monotonic() - started,
+                session.close_reason,
+            )
+            try:
+                await self._handler.on_disconnect(peer)
+            except Exception:
+                _LOGGER.exception("on_disconnect failed for %s", peer.vehicle_id)
+            finally:
+                # Set last: a replacing link waits for this before its on_connect.
+                link.done.set()
