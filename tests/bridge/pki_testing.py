@@ -65,11 +65,13 @@ def tls_handshake(
     thread.start()
     client_error: BaseException | None = None
     try:
-        with socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT) as raw:
-            with client_ctx.wrap_socket(raw, server_hostname=server_hostname) as tls:
-                data = tls.recv(2)
-                if data != b"ok":
-                    raise ConnectionError(f"server closed the connection ({data!r})")
+        with (
+            socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT) as raw,
+            client_ctx.wrap_socket(raw, server_hostname=server_hostname) as tls,
+        ):
+            data = tls.recv(2)
+            if data != b"ok":
+                raise ConnectionError(f"server closed the connection ({data!r})")
     except BaseException as err:
         client_error = err
     thread.join(TIMEOUT + 1)
@@ -113,9 +115,7 @@ def forge_client_cert(
         .not_valid_after(not_after)
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
-        .add_extension(
-            x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False
-        )
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
         .add_extension(
             x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ski), critical=False
         )

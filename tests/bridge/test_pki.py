@@ -101,9 +101,7 @@ def test_server_certificate_sans(ca: HomeCA) -> None:
     assert _mode(ca.server_key_path) == 0o600
 
 
-@pytest.mark.parametrize(
-    ("hostnames", "ips"), [([], []), (["bad host"], []), ([], ["999.1.1.1"])]
-)
+@pytest.mark.parametrize(("hostnames", "ips"), [([], []), (["bad host"], []), ([], ["999.1.1.1"])])
 def test_server_certificate_rejects_bad_names(
     ca: HomeCA, hostnames: list[str], ips: list[str]
 ) -> None:
