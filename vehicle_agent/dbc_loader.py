@@ -23,7 +23,7 @@ from enum import StrEnum
 from pathlib import Path
 
 import textparser
-from cantools.database.can import Database
+from cantools.database.can import Database, Signal
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -59,6 +59,8 @@ _CM_SG_NO_SIGNAL_RE = re.compile(r'^CM_\s+SG_\s+\d+\s+"')
 _CM_NO_KIND_RE = re.compile(r'^CM_\s+\d+\s+"')
 _VAL_RE = re.compile(r"^VAL_\s+(\d+)\s+(\w+)\s")
 _CM_SG_RE = re.compile(r"^CM_\s+SG_\s+(\d+)\s+(\w+)\s")
+_BO_RE = re.compile(r"^BO_\s+(\d+)\s")
+_SG_RE = re.compile(r"^\s+SG_\s+(\w+)")
 _STANDARD_ID_MAX = 0x7FF
 _EXTENDED_ID_MAX = 0x1FFFFFFF
 _EXTENDED_FLAG = 0x80000000
@@ -129,6 +131,7 @@ def load_dbc_string(text: str, *, name: str = "<string>") -> LoadedDbc:
     """Parse DBC *text* (see :func:`load_dbc`)."""
     lines = text.splitlines()
     issues: list[DbcIssue] = []
+    _fix_frame_ids(lines, issues)
     max_rounds = max(_MAX_ROUNDS_FLOOR, len(lines) + 1)
     for _ in range(max_rounds):
         db = Database(strict=False)
@@ -137,9 +140,14 @@ def load_dbc_string(text: str, *, name: str = "<string>") -> LoadedDbc:
         except textparser.ParseError as exc:
             _repair_or_skip(lines, exc.line, exc.column, issues)
             continue
+        except ValueError as exc:
+            if _skip_unused_value_tables(lines, str(exc), issues):
+                continue
+            raise DbcLoadError(f"{name}: cannot load: {exc}") from exc
         except Exception as exc:  # cantools raises assorted errors on semantic defects
             raise DbcLoadError(f"{name}: cannot load: {exc}") from exc
-        _fix_semantics(db, lines, issues)
+        _report_dangling(db, lines, issues)
+        _drop_undecodable_signals(db, lines, issues)
         if not db.messages:
             raise DbcLoadError(f"{name}: no messages could be loaded")
         issues.sort(key=lambda i: i.line)
@@ -147,6 +155,35 @@ def load_dbc_string(text: str, *, name: str = "<string>") -> LoadedDbc:
             _LOGGER.info("%s: %s", name, issue)
         return LoadedDbc(name=name, database=db, issues=issues)
     raise DbcLoadError(f"{name}: too many defects, gave up after {max_rounds} repairs")
+
+
+_UNUSED_VAL_RE = re.compile(r"VAL_ (\d+) (\w+)")
+
+
+def _skip_unused_value_tables(lines: list[str], message: str, issues: list[DbcIssue]) -> bool:
+    """Blank the VAL_ statements cantools names as unused; False if it named none."""
+    if "unused VAL_" not in message:
+        return False
+    wanted = {(int(i), sig) for i, sig in _UNUSED_VAL_RE.findall(message)}
+    found = False
+    for index, line in enumerate(lines):
+        match = _VAL_RE.match(line)
+        if match is None or (int(match.group(1)), match.group(2)) not in wanted:
+            continue
+        start, end = _statement_range(lines, index)
+        issues.append(
+            DbcIssue(
+                line=index + 1,
+                action=IssueAction.SKIPPED,
+                reason=f"value table for undeclared signal {match.group(2)} "
+                f"of message {match.group(1)}",
+                statement=line.strip(),
+            )
+        )
+        for i in range(start, end):
+            lines[i] = ""
+        found = True
+    return found
 
 
 def _statement_range(lines: list[str], index: int) -> tuple[int, int]:
@@ -227,47 +264,60 @@ def _repair_or_skip(lines: list[str], line_no: int, column: int, issues: list[Db
     )
 
 
-def _fix_semantics(db: Database, lines: list[str], issues: list[DbcIssue]) -> None:
-    """Report and repair defects the non-strict parser accepted silently."""
-    changed = False
-    bo_lines = _message_lines(lines)
-    for message in list(db.messages):
-        frame_id = message.frame_id
-        if not message.is_extended_frame and frame_id > _STANDARD_ID_MAX:
-            line = bo_lines.get(frame_id, 0)
-            if frame_id <= _EXTENDED_ID_MAX:
-                # Only an extended frame can carry such an ID on the wire.
-                message.is_extended_frame = True
-                issues.append(
-                    DbcIssue(
-                        line=line,
-                        action=IssueAction.REPAIRED,
-                        reason=f"11-bit ID 0x{frame_id:X} > 0x7FF without extended flag: "
-                        "marked extended",
-                        statement=lines[line - 1].strip() if line else message.name,
-                    )
-                )
-            else:
-                db.messages.remove(message)
-                issues.append(
-                    DbcIssue(
-                        line=line,
-                        action=IssueAction.SKIPPED,
-                        reason=f"frame ID 0x{frame_id:X} does not fit 29 bits",
-                        statement=lines[line - 1].strip() if line else message.name,
-                    )
-                )
-            changed = True
-    if changed:
-        db.refresh()
+_ID_REF_RE = re.compile(
+    r"^(\s*(?:BO_|CM_\s+BO_|CM_\s+SG_|VAL_|BA_\s+\"[^\"]*\"\s+BO_|BA_\s+\"[^\"]*\"\s+SG_"
+    r"|SIG_VALTYPE_|BO_TX_BU_|SG_MUL_VAL_)\s+)(\d+)(?=\s|:|;)"
+)
 
+
+def _fix_frame_ids(lines: list[str], issues: list[DbcIssue]) -> None:
+    """Mark 11-bit IDs above 0x7FF as extended (cantools refuses them even non-strict).
+
+    Only an extended frame can carry such an ID on the wire, so setting the
+    extended flag (bit 31 in DBC notation) keeps the message decodable. Every
+    statement that refers to the message by ID is rewritten with it.
+    """
+    fix: dict[int, int] = {}
+    for number, line in enumerate(lines, start=1):
+        match = _BO_RE.match(line)
+        if match is None:
+            continue
+        raw = int(match.group(1))
+        if raw & _EXTENDED_FLAG or raw <= _STANDARD_ID_MAX:
+            continue
+        if raw <= _EXTENDED_ID_MAX:
+            fix[raw] = raw | _EXTENDED_FLAG
+            issues.append(
+                DbcIssue(
+                    line=number,
+                    action=IssueAction.REPAIRED,
+                    reason=f"11-bit ID 0x{raw:X} > 0x7FF without extended flag: marked extended",
+                    statement=line.strip(),
+                )
+            )
+        else:
+            start, end = _statement_range(lines, number - 1)
+            for i in range(start, end):
+                lines[i] = ""
+            issues.append(
+                DbcIssue(
+                    line=number,
+                    action=IssueAction.SKIPPED,
+                    reason=f"frame ID 0x{raw:X} does not fit 29 bits",
+                    statement=line.strip(),
+                )
+            )
+    if not fix:
+        return
+    for i, line in enumerate(lines):
+        match = _ID_REF_RE.match(line)
+        if match is not None and int(match.group(2)) in fix:
+            lines[i] = f"{match.group(1)}{fix[int(match.group(2))]}{line[match.end(2) :]}"
+
+
+def _report_dangling(db: Database, lines: list[str], issues: list[DbcIssue]) -> None:
+    """Report value tables and comments for signals the file never declares."""
     declared = {(m.frame_id, s.name) for m in db.messages for s in m.signals}
-    raw_declared = {
-        (raw_id & ~_EXTENDED_FLAG, sig)
-        for raw_id, sigs in _declared_signals(lines).items()
-        for sig in sigs
-    }
-    declared |= raw_declared
     for number, line in enumerate(lines, start=1):
         for regex, what in ((_VAL_RE, "value table"), (_CM_SG_RE, "comment")):
             match = regex.match(line)
@@ -287,42 +337,82 @@ def _fix_semantics(db: Database, lines: list[str], issues: list[DbcIssue]) -> No
                 )
 
 
-_BO_RE = re.compile(r"^BO_\s+(\d+)\s")
-_SG_RE = re.compile(r"^\s+SG_\s+(\w+)")
+def signal_mask(signal: Signal) -> int:
+    """Bits (over ``int.from_bytes(data, "little")``) that *signal* occupies."""
+    mask = 0
+    pos = signal.start
+    for i in range(signal.length):
+        if signal.byte_order == "little_endian":
+            mask |= 1 << (signal.start + i)
+            continue
+        mask |= 1 << pos
+        # Motorola: start is the MSB in sawtooth numbering; walk towards the LSB.
+        pos = pos + 15 if pos % 8 == 0 else pos - 1
+    return mask
 
 
-def _message_lines(lines: list[str]) -> dict[int, int]:
-    """Map each message's raw ID (extended flag stripped) to its 1-based BO_ line."""
-    out: dict[int, int] = {}
+def _drop_undecodable_signals(db: Database, lines: list[str], issues: list[DbcIssue]) -> None:
+    """Drop signals that overlap an earlier one or overrun their message.
+
+    The non-strict parser accepts them, but cantools then fails on every frame
+    of the message; without them the rest of the message decodes.
+    """
+    changed = False
+    for message in db.messages:
+        if message.is_multiplexed():
+            continue  # multiplexed signals overlap by design
+        try:
+            message.decode(bytes(message.length), decode_choices=False)
+        except Exception as exc:  # any failure means the layout is unusable
+            _LOGGER.debug("%s does not decode (%s): checking its layout", message.name, exc)
+        else:
+            continue
+        used = 0
+        limit = 1 << (8 * message.length)
+        # Earlier lines of the file win over later ones.
+        order = {
+            sig.name: _signal_line(lines, message.frame_id, sig.name) for sig in message.signals
+        }
+        for signal in sorted(message.signals, key=lambda sig: order[sig.name]):
+            mask = signal_mask(signal)
+            if mask & used or mask >= limit:
+                why = "overlaps another signal" if mask & used else "runs past the message end"
+                message.signals.remove(signal)
+                line = order[signal.name]
+                issues.append(
+                    DbcIssue(
+                        line=line,
+                        action=IssueAction.SKIPPED,
+                        reason=f"signal {signal.name} of {message.name} {why}",
+                        statement=lines[line - 1].strip() if line else signal.name,
+                    )
+                )
+                changed = True
+            else:
+                used |= mask
+        message.refresh()
+    if changed:
+        db.refresh()
+
+
+def _signal_line(lines: list[str], frame_id: int, signal: str) -> int:
+    """1-based line of *signal*'s SG_ under message *frame_id* (0 if not found)."""
+    inside = False
     for number, line in enumerate(lines, start=1):
-        match = _BO_RE.match(line)
-        if match:
-            out.setdefault(int(match.group(1)) & ~_EXTENDED_FLAG, number)
-    return out
-
-
-def _declared_signals(lines: list[str]) -> dict[int, set[str]]:
-    """Signal names declared under each BO_ (raw IDs as written)."""
-    out: dict[int, set[str]] = {}
-    current: int | None = None
-    for line in lines:
         bo = _BO_RE.match(line)
         if bo:
-            current = int(bo.group(1))
-            out.setdefault(current, set())
+            inside = int(bo.group(1)) & ~_EXTENDED_FLAG == frame_id
             continue
         sg = _SG_RE.match(line)
-        if sg and current is not None:
-            out[current].add(sg.group(1))
-        elif _KEYWORD_RE.match(line):
-            current = None
-    return out
+        if inside and sg and sg.group(1) == signal:
+            return number
+    return 0
 
 
 def bitstruct_c_available() -> bool:
     """True when bitstruct's C extension (3x faster decoding) is importable."""
     try:
-        import bitstruct.c  # noqa: F401, PLC0415
+        import bitstruct.c  # noqa: F401
     except ImportError:
         return False
     return True
@@ -347,5 +437,6 @@ __all__ = [
     "bitstruct_c_available",
     "load_dbc",
     "load_dbc_string",
+    "signal_mask",
     "warn_if_slow_decoding",
 ]
