@@ -1,0 +1,125 @@
+"""A recorded voice command for the car: synthesized speech dropped into the agent's inbox.
+
+The recording is made with espeak-ng (Debian) and converted by sox to what
+the agent's recognizer takes: 16 kHz, mono, 16-bit PCM WAV. Dropping the
+finished file into ``--voice-inbox`` is one push-to-talk press: the utterance
+has ended when the file appears, so that moment is the "end of speech".
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True, kw_only=True)
+class VoiceCommand:
+    """One phrase, its language, and what it should do in Home Assistant."""
+
+    text: str
+    language: str  # "ko", "en": the recognizer's language
+    espeak_voice: str
+    entity_id: str  # the entity the command switches
+    expected_state: str
+
+
+KOREAN_COMMAND = VoiceCommand(
+    text="거실 조명 켜",
+    language="ko",
+    espeak_voice="ko",
+    entity_id="light.living_room_light",
+    expected_state="on",
+)
+KOREAN_PORCH_COMMAND = VoiceCommand(
+    text="현관 조명 켜",
+    language="ko",
+    espeak_voice="ko",
+    entity_id="light.porch_light",
+    expected_state="on",
+)
+ENGLISH_COMMAND = VoiceCommand(
+    text="turn on the porch light",
+    language="en",
+    espeak_voice="en-us",
+    entity_id="light.porch_light",
+    expected_state="on",
+)
+
+
+class VoiceToolError(RuntimeError):
+    """espeak-ng or sox is missing or failed."""
+
+
+async def _run(*argv: str) -> None:
+    proc = await asyncio.create_subprocess_exec(
+        *argv, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE
+    )
+    try:
+        _, err = await asyncio.wait_for(proc.communicate(), 60)
+    except TimeoutError:
+        proc.kill()
+        await proc.wait()
+        raise VoiceToolError(f"{argv[0]} did not finish within 60 s") from None
+    if proc.returncode != 0:
+        raise VoiceToolError(
+            f"{argv[0]} failed ({proc.returncode}): {err.decode(errors='replace')}"
+        )
+
+
+async def synthesize(command: VoiceCommand, out: Path, *, speed_wpm: int = 130) -> Path:
+    """Speak ``command.text`` into ``out`` as a 16 kHz mono 16-bit WAV."""
+    for tool in ("espeak-ng", "sox"):
+        if shutil.which(tool) is None:
+            raise VoiceToolError(f"{tool} is not installed (Debian package {tool})")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="carhub-voice-") as tmp:
+        raw = Path(tmp) / "raw.wav"
+        await _run(
+            "espeak-ng",
+            "-v",
+            command.espeak_voice,
+            "-s",
+            str(speed_wpm),
+            "-w",
+            str(raw),
+            command.text,
+        )
+        # Half a second of silence either side, as a real push-to-talk recording has.
+        await _run(
+            "sox",
+            str(raw),
+            "-r",
+            "16000",
+            "-c",
+            "1",
+            "-b",
+            "16",
+            "-e",
+            "signed-integer",
+            str(out),
+            "pad",
+            "0.5",
+            "0.5",
+        )
+    return out
+
+
+def drop_into_inbox(wav: Path, inbox: Path, *, name: str) -> float:
+    """Move a finished recording into the agent's inbox atomically; return the wall time.
+
+    The file is copied under a name the agent ignores, then renamed to
+    ``name.wav``, so the agent never reads a half-written file.
+    """
+    inbox.mkdir(parents=True, exist_ok=True)
+    partial = inbox / f".{name}.partial"
+    shutil.copyfile(wav, partial)
+    with partial.open("rb") as fh:
+        os.fsync(fh.fileno())
+    dropped_at = time.time()
+    partial.rename(inbox / f"{name}.wav")
+    return dropped_at
