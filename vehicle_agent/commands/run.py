@@ -1,0 +1,240 @@
+"""`vehicle-agent run`: the agent itself (CAN/GPS/OBD-II -> state -> every paired home).
+
+    vehicle-agent run --profile P [--dbc-dir D]
+        (--can-interface IF --can-channel CH [--obd] | --replay LOG [--loop] [--speed X])
+        [--gps-track FILE | --gpsd HOST:PORT] [--state-dir DIR] [--journal FILE]
+        [--voice-model DIR --voice-language L --voice-inbox DIR --tts espeak|null]
+
+Live buses are opened listen-only; ``--obd`` opens a second, transmitting
+handle on the same channel for OBD-II polling and ``clear_dtcs``. Voice
+options are handed to ``vehicle_agent.voice.runtime_hook.attach(runtime, args)``
+when that module exists. Stops on SIGINT/SIGTERM (or after ``--duration``).
+Exit codes: 0 stopped, 2 bad input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import importlib
+import logging
+import signal
+import sys
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import can
+
+from bridge.client import CarLink
+from bridge.homes import HomeRegistry, default_state_dir
+from bridge.protocol import Envelope
+from vehicle_agent.can_input import CanInputError, aiter_bus, areplay_log, open_bus
+from vehicle_agent.dbc_loader import DbcLoadError
+from vehicle_agent.gps import GpsdClient, GpsFix, load_track, replay
+from vehicle_agent.mapper import VssUpdate
+from vehicle_agent.pipeline import CanPipeline
+from vehicle_agent.profile import DBC_DIR_ENV, CarProfile, ProfileError, load_profile
+from vehicle_agent.runtime import AgentRuntime, Journal, Link, ObdActions, RuntimeOptions
+
+_LOGGER = logging.getLogger(__name__)
+VOICE_HOOK = "vehicle_agent.voice.runtime_hook"
+
+
+class UsageError(Exception):
+    """Bad command-line input (exit code 2)."""
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add the `run` sub-command."""
+    p = subparsers.add_parser(
+        "run",
+        help="run the agent: read the car and sync with every paired home",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--profile", required=True, help="car profile (file or bundled name)")
+    p.add_argument("--dbc-dir", type=Path, help=f"where the profile's DBCs are (${DBC_DIR_ENV})")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--replay", type=Path, metavar="LOG", help="replay a CAN log file")
+    src.add_argument("--can-interface", help="python-can interface (socketcan, virtual, ...)")
+    p.add_argument("--can-channel", help="channel of --can-interface (e.g. can0)")
+    p.add_argument("--bitrate", type=int, help="bitrate for interfaces that set it")
+    p.add_argument("--obd", action="store_true", help="poll OBD-II PIDs on the live bus")
+    p.add_argument("--loop", action="store_true", help="restart the replay at its end")
+    p.add_argument("--speed", type=float, default=1.0, help="replay speed (1 = recorded pace)")
+    gps = p.add_mutually_exclusive_group()
+    gps.add_argument("--gps-track", type=Path, help="GPX or NMEA track to replay")
+    gps.add_argument("--gpsd", metavar="HOST:PORT", help="read fixes from gpsd")
+    p.add_argument("--state-dir", type=Path, help="car state (homes, outboxes)")
+    p.add_argument("--journal", type=Path, help="JSON lines of what the driver sees/hears")
+    p.add_argument("--duration", type=float, help="stop after this many seconds")
+    p.add_argument("--send-interval", type=float, default=0.5, help="seconds between sends")
+    voice = p.add_argument_group("voice (handled by the voice extension)")
+    voice.add_argument("--voice-model", type=Path)
+    voice.add_argument("--voice-language", default="en")
+    voice.add_argument("--voice-inbox", type=Path)
+    voice.add_argument("--tts", default="espeak", choices=["espeak", "null"])
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run until stopped; see the module docstring."""
+    try:
+        return asyncio.run(_main(args))
+    except (UsageError, ProfileError, DbcLoadError, CanInputError, OSError) as exc:
+        print(f"vehicle-agent run: error: {exc}", file=sys.stderr)
+        return 2
+
+
+def default_link_factory(
+    registry: HomeRegistry,
+) -> Callable[
+    [str, dict[str, Any], Callable[[Envelope], Awaitable[None]], Callable[[], dict[str, Any]]],
+    Link,
+]:
+    """Build ``bridge.client.CarLink`` objects for the homes of *registry*."""
+
+    def factory(
+        hub_id: str,
+        hello: dict[str, Any],
+        on_message: Callable[[Envelope], Awaitable[None]],
+        snapshot: Callable[[], dict[str, Any]],
+    ) -> Link:
+        return CarLink(
+            home_dir=registry.directory(hub_id),
+            hello_body=hello,
+            on_message=on_message,
+            snapshot=snapshot,
+        )
+
+    return factory
+
+
+async def _main(args: argparse.Namespace) -> int:
+    if args.replay is not None and not args.replay.is_file():
+        raise UsageError(f"log file not found: {args.replay}")
+    if args.can_interface and not args.can_channel:
+        raise UsageError("--can-interface needs --can-channel")
+    if args.speed <= 0:
+        raise UsageError("--speed must be > 0")
+    if args.obd and not args.can_interface:
+        raise UsageError("--obd needs a live bus (--can-interface)")
+    loop = asyncio.get_running_loop()
+    profile = load_profile(args.profile)
+    pipeline = await loop.run_in_executor(
+        None, lambda: CanPipeline.from_profile(profile, dbc_dir=args.dbc_dir)
+    )
+    # (the DBC loader already logged every repaired or skipped statement)
+
+    state_dir = args.state_dir or default_state_dir()
+    registry = HomeRegistry(state_dir)
+    vehicle_id = await loop.run_in_executor(None, registry.vehicle_id)
+    homes = await loop.run_in_executor(None, registry.list)
+
+    buses: list[Any] = []
+    frames: AsyncIterator[can.Message]
+    obd: ObdActions | None = None
+    sources: list[AsyncIterator[VssUpdate]] = []
+    if args.replay is not None:
+        frames = areplay_log(args.replay, speed=args.speed, loop=args.loop)
+    else:
+        bus = open_bus(args.can_interface, args.can_channel, bitrate=args.bitrate)
+        buses.append(bus)
+        frames = aiter_bus(bus)
+        if args.obd:
+            obd, obd_updates, obd_bus = await _start_obd(args, profile)
+            buses.append(obd_bus)
+            sources.append(obd_updates)
+    sources += _gps_sources(args)
+
+    runtime = AgentRuntime(
+        pipeline=pipeline,
+        vehicle={
+            "vehicle_id": vehicle_id,
+            "vin": "",
+            "make": profile.make,
+            "model": profile.model,
+            "profile": profile.profile_id,
+        },
+        frames=frames,
+        sources=sources,
+        obd=obd,
+        journal=Journal(args.journal),
+        options=RuntimeOptions(send_interval_s=args.send_interval),
+    )
+    factory = default_link_factory(registry)
+    for home in homes:
+        runtime.add_link(home.hub_id, factory)
+        _LOGGER.info("home %s: %s", home.hub_id, ", ".join(home.urls))
+    _attach_voice(runtime, args)
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, runtime.stop)
+    if args.duration is not None:
+        loop.call_later(args.duration, runtime.stop)
+    if args.replay is not None and not args.loop and args.duration is None:
+        # A finite replay ends the run once every frame went through.
+        async def stop_when_done() -> None:
+            await runtime.frames_done.wait()
+            await asyncio.sleep(args.send_interval * 2)
+            runtime.stop()
+
+        runtime.add_task(stop_when_done)
+    _LOGGER.info(
+        "vehicle %s (%s) running with %d home(s)", vehicle_id, profile.name, len(runtime.links)
+    )
+    try:
+        await runtime.run()
+    finally:
+        for bus in buses:
+            with contextlib.suppress(Exception):
+                bus.shutdown()
+    return 0
+
+
+async def _start_obd(
+    args: argparse.Namespace, profile: CarProfile
+) -> tuple[ObdActions, AsyncIterator[VssUpdate], Any]:
+    # Imported here: only --obd needs can-isotp.
+    from vehicle_agent.obd import ObdClient, ObdPoller
+
+    obd_bus = open_bus(args.can_interface, args.can_channel, listen_only=False)
+    client = ObdClient(obd_bus)  # type: ignore[arg-type]
+    await client.start()
+    poller = ObdPoller(client, profile.obd_signals())
+    return client, poller.updates(), obd_bus
+
+
+def _gps_sources(args: argparse.Namespace) -> list[AsyncIterator[VssUpdate]]:
+    if args.gps_track is not None:
+        try:
+            track = load_track(args.gps_track)
+        except Exception as exc:  # TrackError, OSError
+            raise UsageError(f"GPS track: {exc}") from exc
+        return [_fix_updates(replay(track.fixes, speed=args.speed, loop=args.loop))]
+    if args.gpsd is not None:
+        host, _, port = args.gpsd.rpartition(":")
+        if not host or not port.isdigit():
+            raise UsageError(f"--gpsd wants HOST:PORT, got {args.gpsd!r}")
+        return [_fix_updates(GpsdClient(host, int(port)).fixes())]
+    return []
+
+
+async def _fix_updates(fixes: AsyncIterator[GpsFix]) -> AsyncIterator[VssUpdate]:
+    async for fix in fixes:
+        for update in fix.to_vss():
+            yield update
+
+
+def _attach_voice(runtime: AgentRuntime, args: argparse.Namespace) -> None:
+    """Hand the runtime to the voice extension, if it is installed."""
+    try:
+        hook = importlib.import_module(VOICE_HOOK)
+    except ImportError:
+        if args.voice_model is not None or args.voice_inbox is not None:
+            _LOGGER.warning("voice options given but %s is not available: no voice", VOICE_HOOK)
+        return
+    hook.attach(runtime, args)
