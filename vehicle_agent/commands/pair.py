@@ -86,7 +86,8 @@ async def _pair(args: argparse.Namespace) -> int:
     print(f"Pairing code:  {_grouped(server.code)}")
     print(f"Pairing port:  {server.port}")
     print(f"Vehicle id:    {vehicle_id}")
-    print(f"Waiting up to {args.window / 60:.0f} minutes for a home to pair...", flush=True)
+    span = f"{args.window / 60:.0f} minutes" if args.window >= 120 else f"{args.window:.0f} s"
+    print(f"Waiting up to {span} for a home to pair...", flush=True)
     advertiser: PairingAdvertiser | None = None
     try:
         if not args.no_zeroconf:
