@@ -19,6 +19,7 @@ import shutil
 import signal
 import sys
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -42,6 +43,7 @@ from demo.car_view import (
     track_bounds,
     wait_for_values,
 )
+from demo.dashboard import create_dashboard
 from demo.expected import decode_log
 from demo.ha_client import HAClient, HAError
 from demo.ha_config import CONFIGURED_INTEGRATIONS, DEMO_ENTITIES
@@ -75,6 +77,7 @@ class DemoOptions:
     loopback_only: bool = False
     ha_port: int | None = None
     table_seconds: float | None = None  # None: until Ctrl-C
+    crash_test: bool | None = None  # None: with --check only
 
 
 class StepFailedError(Exception):
@@ -98,10 +101,21 @@ class _Run:
 class DemoStory:
     """Runs the story; :meth:`run` returns the process exit code."""
 
-    def __init__(self, opts: DemoOptions, console: Console | None = None) -> None:
-        """Prepare the story; nothing starts until :meth:`run`."""
+    def __init__(
+        self,
+        opts: DemoOptions,
+        console: Console | None = None,
+        *,
+        after_steps: Callable[[DemoStory], Awaitable[None]] | None = None,
+    ) -> None:
+        """Prepare the story; nothing starts until :meth:`run`.
+
+        ``after_steps`` runs once every step passed, instead of the live table
+        (scripts/screenshots.py uses it to photograph the running UI).
+        """
         self.opts = opts
         self.out = console or Console()
+        self._after_steps = after_steps
         self.state = _Run()
         self._session: aiohttp.ClientSession | None = None
 
@@ -134,11 +148,13 @@ class DemoStory:
         try:
             try:
                 await self._steps()
+                if self._after_steps is not None and self.out.all_passed:
+                    await self._after_steps(self)
             except StepFailedError as err:
                 self.out.say(f"\nStopped: a step the rest depends on failed ({err}).")
             except Exception as err:
                 self.out.verdict(False, f"{type(err).__name__}: {err}")
-            if not self.opts.check and self.out.all_passed:
+            if not self.opts.check and self._after_steps is None and self.out.all_passed:
                 await self._live_table()
         finally:
             await self.shutdown()
@@ -168,7 +184,8 @@ class DemoStory:
         if self.opts.english_model is not None:
             await self.step_voice(ENGLISH_COMMAND, self.opts.english_model)
         await self.step_notify()
-        if self.opts.check:
+        crash = self.opts.check if self.opts.crash_test is None else self.opts.crash_test
+        if crash:
             await self.step_crash_restart()
 
     # -- 1 -----------------------------------------------------------------------------
@@ -310,6 +327,12 @@ class DemoStory:
             if not ok:
                 mismatches.append(f"{entity_id}={state}")
         location = await self._check_location(car)
+        ws = await self.ha.websocket(self.session)
+        try:
+            dashboard = await create_dashboard(ws, car)
+        finally:
+            await ws.close()
+        self.out.detail(f"dashboard: {self.ha.url}{dashboard}")
         self._require(
             bool(wanted) and not mismatches and location,
             f"{len(wanted) - len(mismatches)}/{len(wanted)} entities show values decoded from "

@@ -1,0 +1,80 @@
+"""A "Car" dashboard in Home Assistant, made through the same WebSocket API the UI uses."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from demo.car_view import CarDevice
+from demo.ha_client import HAError, HAWebSocket
+from demo.ha_config import DEMO_ENTITIES
+
+URL_PATH = "carhub-demo"
+_GAUGES = (("speed", 200, "Speed"), ("engine_speed", 7000, "Engine"))
+_GLANCE_KEYS = (
+    "engine_running",
+    "moving",
+    "lock",
+    "driver_seatbelt",
+    "door_front_driver",
+    "door_front_passenger",
+    "door_rear_driver",
+    "door_rear_passenger",
+    "trunk",
+    "check_engine",
+)
+
+
+def dashboard_config(car: CarDevice) -> dict[str, Any]:
+    """The Lovelace configuration: gauges, the car's state, its sensors, and the home."""
+    by_key = {e.key: e.entity_id for e in car.entities}
+    cards: list[dict[str, Any]] = []
+    gauges = [
+        {"type": "gauge", "entity": by_key[key], "name": name, "min": 0, "max": top}
+        for key, top, name in _GAUGES
+        if key in by_key
+    ]
+    if gauges:
+        cards.append({"type": "horizontal-stack", "cards": gauges})
+    glance = [by_key[k] for k in _GLANCE_KEYS if k in by_key]
+    if glance:
+        cards.append({"type": "glance", "title": f"{car.name}", "entities": glance, "columns": 5})
+    shown = {*glance, *(g["entity"] for g in gauges)}
+    rest = sorted(
+        e.entity_id
+        for e in car.entities
+        if e.entity_id not in shown and e.platform_domain in {"sensor", "device_tracker"}
+    )
+    if rest:
+        cards.append({"type": "entities", "title": "Car details", "entities": rest})
+    cards.append(
+        {
+            "type": "grid",
+            "columns": 2,
+            "square": False,
+            "cards": [{"type": "tile", "entity": e.entity_id} for e in DEMO_ENTITIES],
+        }
+    )
+    return {
+        "title": "CarHub",
+        "views": [{"title": "Car", "path": "car", "icon": "mdi:car", "cards": cards}],
+    }
+
+
+async def create_dashboard(ws: HAWebSocket, car: CarDevice) -> str:
+    """Create (or refresh) the "Car" dashboard; return its URL path."""
+    existing = {d["url_path"] for d in await ws.command("lovelace/dashboards/list")}
+    if URL_PATH not in existing:
+        try:
+            await ws.command(
+                "lovelace/dashboards/create",
+                url_path=URL_PATH,
+                title="Car",
+                icon="mdi:car-connected",
+                show_in_sidebar=True,
+                require_admin=False,
+                mode="storage",
+            )
+        except HAError as err:
+            raise HAError(f"cannot create the Car dashboard: {err}") from err
+    await ws.command("lovelace/config/save", url_path=URL_PATH, config=dashboard_config(car))
+    return f"/{URL_PATH}/car"
