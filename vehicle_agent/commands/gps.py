@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import math
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 
 from vehicle_agent.gps.fix import GpsFix
 from vehicle_agent.gps.gpsd import DEFAULT_PORT, GpsdClient
@@ -88,7 +89,7 @@ def _print(fix: GpsFix, vss: bool) -> None:
 
 async def _main(args: argparse.Namespace) -> int:
     gpsd: GpsdClient | None = None
-    stream: AsyncIterator[GpsFix]
+    stream: AsyncGenerator[GpsFix]
     if args.track:
         try:
             track = load_track(args.track)
@@ -111,11 +112,12 @@ async def _main(args: argparse.Namespace) -> int:
 
     async def consume() -> None:
         nonlocal count
-        async for fix in stream:
-            _print(fix, args.vss)
-            count += 1
-            if args.count is not None and count >= args.count:
-                return
+        async with contextlib.aclosing(stream) as fixes:
+            async for fix in fixes:
+                _print(fix, args.vss)
+                count += 1
+                if args.count is not None and count >= args.count:
+                    return
 
     try:
         await asyncio.wait_for(consume(), args.duration)

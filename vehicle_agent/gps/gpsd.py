@@ -18,7 +18,7 @@ import json
 import logging
 import math
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -133,7 +133,7 @@ class GpsdClient:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._stop.wait(), seconds)
 
-    async def fixes(self) -> AsyncIterator[GpsFix]:
+    async def fixes(self) -> AsyncGenerator[GpsFix]:
         """Yield fixes until :meth:`stop`, reconnecting whenever gpsd goes away."""
         delay = self.reconnect_delay_s
         self._stop.clear()
@@ -162,9 +162,10 @@ class GpsdClient:
             try:
                 writer.write(WATCH_COMMAND)
                 await writer.drain()
-                async for fix in self._read(reader):
-                    delay = self.reconnect_delay_s  # a working link resets the back-off
-                    yield fix
+                async with contextlib.aclosing(self._read(reader)) as stream:
+                    async for fix in stream:
+                        delay = self.reconnect_delay_s  # a working link resets the back-off
+                        yield fix
             except (OSError, asyncio.IncompleteReadError) as err:
                 if not self._stop.is_set():
                     _LOGGER.warning("gpsd connection lost: %s", err)
@@ -180,7 +181,7 @@ class GpsdClient:
             await self._pause(delay)
             delay = min(delay * 2, self.max_reconnect_delay_s)
 
-    async def _read(self, reader: asyncio.StreamReader) -> AsyncIterator[GpsFix]:
+    async def _read(self, reader: asyncio.StreamReader) -> AsyncGenerator[GpsFix]:
         while not self._stop.is_set():
             try:
                 line = await reader.readline()

@@ -14,7 +14,7 @@ import itertools
 import math
 import statistics
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -79,7 +79,7 @@ async def replay(
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     wall: Callable[[], float] = time.time,
-) -> AsyncIterator[GpsFix]:
+) -> AsyncGenerator[GpsFix]:
     """Yield ``fixes`` on the recorded schedule divided by ``speed``.
 
     ``speed=math.inf`` replays without waiting. With ``loop`` the track starts

@@ -75,21 +75,20 @@ def parse_dtc_payload(data: bytes) -> list[str]:
     """Parse the bytes after the service byte of a mode 03/07/0A response.
 
     On CAN (ISO 15765-4) the first byte is the number of codes, followed by two
-    bytes per code. Older transports have no count byte; an even length tells
-    them apart. ``00 00`` entries are padding and are dropped.
+    bytes per code; bytes beyond that are padding. ``00 00`` entries are padding
+    too and are dropped. Raises :class:`ObdResponseError` when the answer is
+    shorter than its count says.
     """
-    if len(data) % 2 == 1:
-        count, pairs = data[0], data[1:]
-        if count * 2 > len(pairs):
-            raise ObdResponseError(
-                f"DTC response announces {count} codes but carries {len(pairs) // 2}: {data.hex()}"
-            )
-        pairs = pairs[: count * 2]
-    else:
-        pairs = data
+    if not data:
+        raise ObdResponseError("DTC response without its count byte")
+    count, pairs = data[0], data[1:]
+    if count * 2 > len(pairs):
+        raise ObdResponseError(
+            f"DTC response announces {count} codes but carries {len(pairs) // 2}: {data.hex()}"
+        )
     return [
         decode_dtc(pairs[i], pairs[i + 1])
-        for i in range(0, len(pairs), 2)
+        for i in range(0, count * 2, 2)
         if pairs[i] or pairs[i + 1]
     ]
 

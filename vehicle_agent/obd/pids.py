@@ -295,7 +295,7 @@ _SPECS: list[PidSpec] = [
         description="Commanded air-fuel equivalence ratio (lambda)",
         length=2,
         scale=2 / 65536,
-        ndigits=4,
+        ndigits=5,
     ),
     _pct(0x45, "relative_throttle_pos", "Relative throttle position"),
     _temp(0x46, "ambient_air_temp", "Ambient air temperature"),

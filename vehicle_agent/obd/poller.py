@@ -18,7 +18,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -106,6 +106,7 @@ class ObdPoller:
         dtc_interval_s: float | None = 60.0,
         idle_check_s: float = 1.0,
         max_consecutive_timeouts: int = 3,
+        initial_backoff_s: float = 1.0,
         max_backoff_s: float = 60.0,
     ) -> None:
         self.client = client
@@ -114,6 +115,7 @@ class ObdPoller:
         self.dtc_interval_s = dtc_interval_s
         self.idle_check_s = idle_check_s
         self.max_consecutive_timeouts = max_consecutive_timeouts
+        self.initial_backoff_s = initial_backoff_s
         self.max_backoff_s = max_backoff_s
         self.stats = PollerStats()
         self.polling = False
@@ -148,7 +150,7 @@ class ObdPoller:
         self._dtc_due = 0.0
         self._stop = asyncio.Event()
         self._timeouts_in_row = 0
-        self._backoff = 1.0
+        self._backoff = initial_backoff_s
 
     @property
     def polled_pids(self) -> list[int]:
@@ -205,7 +207,7 @@ class ObdPoller:
 
     def _answered(self) -> None:
         self._timeouts_in_row = 0
-        self._backoff = 1.0
+        self._backoff = self.initial_backoff_s
 
     def _to_updates(self, poll: _Poll, reading: PidReading) -> list[VssUpdate]:
         out: list[VssUpdate] = []
@@ -215,7 +217,7 @@ class ObdPoller:
                 out.append(VssUpdate(spec.path, value, reading.ts))
         return out
 
-    async def updates(self) -> AsyncIterator[VssUpdate]:
+    async def updates(self) -> AsyncGenerator[VssUpdate]:
         """Poll until :meth:`stop`; yields each new value as it arrives."""
         self._stop.clear()
         while not self._stop.is_set():
@@ -230,8 +232,9 @@ class ObdPoller:
                     await self._on_error(err)
                     await self._wait(min(self.idle_check_s, self._backoff))
                     continue
-            async for update in self._one_shot_reads():
-                yield update
+            async with contextlib.aclosing(self._one_shot_reads()) as once:
+                async for update in once:
+                    yield update
             self.stats.cycles += 1
             now = time.monotonic()
             for poll in sorted(self._mode01.values(), key=lambda p: p.due):
@@ -257,7 +260,7 @@ class ObdPoller:
             next_due = min((p.due for p in self._mode01.values()), default=now + self.idle_check_s)
             await self._wait(min(next_due - time.monotonic(), self.idle_check_s))
 
-    async def _one_shot_reads(self) -> AsyncIterator[VssUpdate]:
+    async def _one_shot_reads(self) -> AsyncGenerator[VssUpdate]:
         if self._vin_specs and not self._vin_read:
             self._vin_read = True
             try:
