@@ -157,6 +157,8 @@ class HubServer:
         self._buckets: dict[str, TokenBucket] = {}
         self._active = 0
         self._stopping = False
+        self.duplicates = 0
+        """Resent messages dropped as duplicates so far (over all cars and links)."""
 
     # -- lifecycle ---------------------------------------------------------------
 
@@ -405,6 +407,7 @@ class HubServer:
         finally:
             if self._links.get(peer.vehicle_id) is link:
                 del self._links[peer.vehicle_id]
+            self.duplicates += session.duplicates
             _LOGGER.info(
                 "%s disconnected after %.1f s: %s",
                 peer.vehicle_id,

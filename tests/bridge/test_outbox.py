@@ -55,7 +55,8 @@ def test_order_ack_and_seq_survive_reopen(tmp_path: Path) -> None:
 
 def test_pending_frames_decode_to_the_stored_message(tmp_path: Path) -> None:
     store = _open(tmp_path / "o.db")
-    store.append("voice_request", {"request_id": "r1", "text": "turn on the light", "language": "en"})
+    body = {"request_id": "r1", "text": "turn on the light", "language": "en"}
+    store.append("voice_request", body)
     item = store.pending()[0]
     env = decode(item.frame())
     assert env.type == "voice_request" and env.seq == 1

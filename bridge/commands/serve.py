@@ -1,0 +1,237 @@
+"""`carhub-bridge serve`: a standalone hub that prints what paired cars send.
+
+Every durable message a car sends is printed as one JSON line on stdout and
+acked after it was printed::
+
+    {"vehicle_id": "car-1a2b", "type": "state", "seq": 42, "ts": 1732200000.1, "body": {...}}
+
+Connection changes are printed as lines with an ``event`` key instead of
+``type``::
+
+    {"event": "connected", "vehicle_id": "car-1a2b", "remote": "192.0.2.7", "hello": {...}}
+    {"event": "disconnected", "vehicle_id": "car-1a2b"}
+
+Messages to cars: ``--notify VEHICLE_ID MESSAGE`` (repeatable) queues a
+notification at start; while running, each stdin line is a command:
+
+    notify VEHICLE_ID MESSAGE...
+    command VEHICLE_ID snapshot|clear_dtcs|renew_certificate
+    {"vehicle_id": "...", "type": "notify", "body": {...}}     (any durable type)
+
+Queued messages are durable (the hub's per-car outbox under --state-dir) and
+delivered when the car connects; notify and command get ``expires_at`` from
+``--ttl``. Results of stdin commands are printed as ``{"event": "queued", ...}``
+or ``{"event": "error", ...}`` lines.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any, TextIO
+
+import orjson
+
+from bridge.errors import BridgeError
+from bridge.pki import HomeCA
+from bridge.protocol import DURABLE_TYPES, Envelope, MessageType
+from bridge.server import HubServer, PeerInfo, ServerLimits
+
+DEFAULT_CA_DIR = Path("certs")
+DEFAULT_STATE_DIR = Path("hub-state")
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    """Add the ``serve`` sub-command."""
+    parser = subparsers.add_parser(
+        "serve",
+        help="run a standalone hub: print every car message as a JSON line",
+        description=(
+            "Accept paired cars over mutual TLS, print each message they send as one "
+            "JSON line on stdout (then ack it), and send them notifications. "
+            "Stdin commands: 'notify VEHICLE_ID MESSAGE', 'command VEHICLE_ID NAME', "
+            'or a JSON object {"vehicle_id", "type", "body"}.'
+        ),
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument("--ca-dir", type=Path, default=DEFAULT_CA_DIR, help="home CA directory")
+    parser.add_argument(
+        "--state-dir",
+        type=Path,
+        default=DEFAULT_STATE_DIR,
+        help="hub state: ledger of received seqs and per-car outboxes",
+    )
+    parser.add_argument("--host", default="0.0.0.0", help="address to listen on")  # noqa: S104
+    parser.add_argument("--port", type=int, default=8766, help="port to listen on (0: any)")
+    parser.add_argument(
+        "--notify",
+        nargs=2,
+        action="append",
+        default=[],
+        metavar=("VEHICLE_ID", "MESSAGE"),
+        help="queue a notification for a car at start (repeatable)",
+    )
+    parser.add_argument(
+        "--ttl", type=float, default=3600.0, help="seconds before a notify/command expires"
+    )
+    parser.add_argument("--no-stdin", action="store_true", help="do not read commands from stdin")
+    parser.add_argument("--max-msgs-per-s", type=float, default=2000.0, help="per-car rate limit")
+    parser.add_argument("--burst", type=int, default=4000, help="per-car burst allowance")
+    parser.add_argument(
+        "--max-connections", type=int, default=64, help="concurrent car connections"
+    )
+    parser.set_defaults(func=run)
+
+
+class _Printer:
+    """The HubHandler of ``serve``: one JSON line per message or connection change."""
+
+    def __init__(self, out: TextIO) -> None:
+        self._out = out
+
+    def line(self, obj: dict[str, Any]) -> None:
+        self._out.write(orjson.dumps(obj).decode() + "\n")
+        self._out.flush()
+
+    async def on_connect(self, peer: PeerInfo, hello: Envelope) -> None:
+        self.line(
+            {
+                "event": "connected",
+                "vehicle_id": peer.vehicle_id,
+                "remote": peer.remote,
+                "hello": hello.body,
+            }
+        )
+
+    async def on_message(self, peer: PeerInfo, env: Envelope) -> None:
+        self.line(
+            {
+                "vehicle_id": peer.vehicle_id,
+                "type": str(env.type),
+                "seq": env.seq,
+                "ts": env.ts,
+                "body": env.body,
+            }
+        )
+
+    async def on_disconnect(self, peer: PeerInfo) -> None:
+        self.line({"event": "disconnected", "vehicle_id": peer.vehicle_id})
+
+
+def parse_command(line: str, ttl: float) -> tuple[str, MessageType, dict[str, Any]]:
+    """Turn one stdin line into (vehicle id, type, body); ``ValueError`` if it is not one."""
+    text = line.strip()
+    if text.startswith("{"):
+        try:
+            obj = orjson.loads(text)
+        except orjson.JSONDecodeError as err:
+            raise ValueError(f"not JSON: {err}") from err
+        if not isinstance(obj, dict):
+            raise ValueError("expected a JSON object")
+        vehicle_id, type_, body = obj.get("vehicle_id"), obj.get("type"), obj.get("body")
+        if not isinstance(vehicle_id, str) or not isinstance(body, dict):
+            raise ValueError('a JSON command needs "vehicle_id" (string) and "body" (object)')
+        if type_ not in DURABLE_TYPES:
+            raise ValueError(f"type must be one of {sorted(DURABLE_TYPES)}")
+        if type_ in (MessageType.NOTIFY, MessageType.COMMAND):
+            body.setdefault("expires_at", time.time() + ttl)
+        return vehicle_id, MessageType(type_), body
+    parts = text.split(maxsplit=2)
+    if len(parts) == 3 and parts[0] == "notify":
+        body = {"message": parts[2], "priority": "normal", "expires_at": time.time() + ttl}
+        return parts[1], MessageType.NOTIFY, body
+    if len(parts) == 3 and parts[0] == "command":
+        body = {"command": parts[2].strip(), "args": {}, "expires_at": time.time() + ttl}
+        return parts[1], MessageType.COMMAND, body
+    raise ValueError("expected 'notify VEHICLE_ID MESSAGE', 'command VEHICLE_ID NAME' or JSON")
+
+
+def _stdin_lines(loop: asyncio.AbstractEventLoop, queue: asyncio.Queue[str | None]) -> None:
+    """Read stdin in a daemon thread (a blocked read must not hold up shutdown)."""
+
+    def pump() -> None:
+        for line in sys.stdin:
+            loop.call_soon_threadsafe(queue.put_nowait, line)
+        loop.call_soon_threadsafe(queue.put_nowait, None)
+
+    threading.Thread(target=pump, name="serve-stdin", daemon=True).start()
+
+
+async def _read_stdin(hub: HubServer, printer: _Printer, ttl: float) -> None:
+    queue: asyncio.Queue[str | None] = asyncio.Queue()
+    _stdin_lines(asyncio.get_running_loop(), queue)
+    while True:
+        line = await queue.get()
+        if line is None:
+            return  # EOF: keep serving, stop reading
+        if not line.strip():
+            continue
+        try:
+            vehicle_id, type_, body = parse_command(line, ttl)
+            seq = await hub.send(vehicle_id, type_, body)
+        except (ValueError, BridgeError) as err:
+            printer.line({"event": "error", "error": str(err), "line": line.rstrip("\n")})
+            continue
+        printer.line({"event": "queued", "vehicle_id": vehicle_id, "type": type_, "seq": seq})
+
+
+async def _serve(args: argparse.Namespace) -> int:
+    printer = _Printer(sys.stdout)
+    loop = asyncio.get_running_loop()
+    try:
+        ca = await loop.run_in_executor(None, HomeCA.load, args.ca_dir)
+    except BridgeError as err:
+        print(
+            f"carhub-bridge serve: {err} (create it with 'carhub-bridge ca init')", file=sys.stderr
+        )
+        return 2
+    limits = ServerLimits(
+        max_msgs_per_s=args.max_msgs_per_s, burst=args.burst, max_connections=args.max_connections
+    )
+    hub = HubServer(
+        ca=ca,
+        state_dir=args.state_dir,
+        handler=printer,
+        host=args.host,
+        port=args.port,
+        limits=limits,
+    )
+    try:
+        await hub.start()
+    except (BridgeError, OSError) as err:
+        print(f"carhub-bridge serve: cannot start: {err}", file=sys.stderr)
+        return 1
+    printer.line({"event": "listening", "host": args.host, "port": hub.port, "hub_id": hub.hub_id})
+    stop = asyncio.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
+    for vehicle_id, message in args.notify:
+        body = {"message": message, "priority": "normal", "expires_at": time.time() + args.ttl}
+        try:
+            seq = await hub.send(vehicle_id, MessageType.NOTIFY, body)
+        except BridgeError as err:
+            printer.line({"event": "error", "error": str(err)})
+        else:
+            printer.line(
+                {"event": "queued", "vehicle_id": vehicle_id, "type": "notify", "seq": seq}
+            )
+    reader = None if args.no_stdin else asyncio.create_task(_read_stdin(hub, printer, args.ttl))
+    try:
+        await stop.wait()
+    finally:
+        if reader is not None:
+            reader.cancel()
+        await hub.stop()
+    return 0
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the hub until SIGINT/SIGTERM."""
+    return asyncio.run(_serve(args))
