@@ -140,7 +140,12 @@ class CarHub:
             host=DEFAULT_LISTEN_HOST,
             port=port,
         )
-        await server.start()
+        try:
+            await server.start()
+        except BaseException:
+            # A failed start (port in use) may leave the ledger open: close it.
+            await server.stop()
+            raise
         self._server = server
         self.port = port
         self.external_url = external_url

@@ -9,6 +9,9 @@ from typing import Any
 from unittest.mock import PropertyMock, patch
 
 import pytest
+from homeassistant.const import CONF_HOST, CONF_PORT
+from homeassistant.core import HomeAssistant
+from homeassistant.setup import async_setup_component
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 from pytest_homeassistant_custom_component.syrupy import HomeAssistantSnapshotExtension
 from syrupy.assertion import SnapshotAssertion
@@ -27,9 +30,6 @@ from custom_components.carhub.const import (
     DOMAIN,
 )
 from custom_components.carhub.hub import DATA_CA, DATA_HUB, CarHub, storage_dir
-from homeassistant.const import CONF_HOST, CONF_PORT
-from homeassistant.core import HomeAssistant
-from homeassistant.setup import async_setup_component
 
 VEHICLE_ID = "golf-1"
 VIN = "WVWZZZ1KZAW000001"

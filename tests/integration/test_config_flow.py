@@ -7,6 +7,11 @@ from ipaddress import ip_address
 from unittest.mock import AsyncMock, patch
 
 import pytest
+from homeassistant.config_entries import SOURCE_USER, SOURCE_ZEROCONF
+from homeassistant.const import CONF_HOST, CONF_PORT
+from homeassistant.core import HomeAssistant
+from homeassistant.data_entry_flow import FlowResultType
+from homeassistant.helpers.service_info.zeroconf import ZeroconfServiceInfo
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from bridge.errors import PairingClosedError, PairingCodeError, PairingError
@@ -22,11 +27,6 @@ from custom_components.carhub.const import (
     CONF_SIGNALS,
     DOMAIN,
 )
-from homeassistant.config_entries import SOURCE_USER, SOURCE_ZEROCONF
-from homeassistant.const import CONF_HOST, CONF_PORT
-from homeassistant.core import HomeAssistant
-from homeassistant.data_entry_flow import FlowResultType
-from homeassistant.helpers.service_info.zeroconf import ZeroconfServiceInfo
 
 from .conftest import VEHICLE_ID, VIN, entry_data
 
@@ -38,7 +38,11 @@ RESULT = PairingResult(
 )
 OTHER_RESULT = PairingResult(
     vehicle=VehicleInfo(
-        vehicle_id="zoe-7", vin="VF1AG000000000001", make="Renault", model="Zoe", agent_version="0.1.0"
+        vehicle_id="zoe-7",
+        vin="VF1AG000000000001",
+        make="Renault",
+        model="Zoe",
+        agent_version="0.1.0",
     ),
     certificate_pem=b"-----BEGIN CERTIFICATE-----\n...",
 )
@@ -311,7 +315,9 @@ async def test_reauth_wrong_vehicle(
 async def test_reconfigure(hass: HomeAssistant, mock_config_entry: MockConfigEntry) -> None:
     """Listener settings change for every car; a bad URL first."""
     mock_config_entry.add_to_hass(hass)
-    other = MockConfigEntry(domain=DOMAIN, unique_id="zoe-7", title="Renault Zoe", data=entry_data())
+    other = MockConfigEntry(
+        domain=DOMAIN, unique_id="zoe-7", title="Renault Zoe", data=entry_data()
+    )
     other.add_to_hass(hass)
     result = await mock_config_entry.start_reconfigure_flow(hass)
     assert result["step_id"] == "reconfigure"

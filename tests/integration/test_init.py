@@ -2,17 +2,33 @@
 
 from __future__ import annotations
 
+import socket
 from unittest.mock import patch
 
-import pytest
-from pytest_homeassistant_custom_component.common import MockConfigEntry
-
-from custom_components.carhub.const import DOMAIN
-from custom_components.carhub.hub import DATA_HUB
 from homeassistant.config_entries import ConfigEntryState
 from homeassistant.core import HomeAssistant
+from homeassistant.helpers import device_registry as dr
+from pytest_homeassistant_custom_component.common import MockConfigEntry
 
-from .conftest import VEHICLE_ID, entry_data, hub, issue_car_certificate, unload_all
+from bridge.pki import HomeCA
+from bridge.protocol import MessageType
+from bridge.server import PeerInfo
+from custom_components.carhub.const import CONF_LISTEN_PORT, DOMAIN
+from custom_components.carhub.hub import DATA_HUB, storage_dir
+
+from .conftest import (
+    PEER,
+    VEHICLE_ID,
+    VIN,
+    connect_car,
+    entry_data,
+    hello,
+    hub,
+    issue_car_certificate,
+    message,
+    signals_body,
+    unload_all,
+)
 
 
 async def test_setup_and_unload(hass: HomeAssistant, init_integration: MockConfigEntry) -> None:
@@ -26,3 +42,147 @@ async def test_setup_and_unload(hass: HomeAssistant, init_integration: MockConfi
     assert init_integration.state is ConfigEntryState.NOT_LOADED
     assert DATA_HUB not in hass.data
     assert not carhub.running
+
+
+async def test_two_cars_share_one_listener(
+    hass: HomeAssistant,
+    init_integration: MockConfigEntry,
+    config_dir,
+) -> None:
+    """A second car joins the running listener; it stops only with the last car."""
+    await hass.async_add_executor_job(
+        issue_car_certificate, storage_dir(hass), config_dir / "zoe", "zoe-7"
+    )
+    second = MockConfigEntry(
+        domain=DOMAIN, unique_id="zoe-7", title="Renault Zoe", data=entry_data()
+    )
+    second.add_to_hass(hass)
+    carhub = hub(hass)
+    await hass.config_entries.async_setup(second.entry_id)
+    await hass.async_block_till_done()
+    assert second.state is ConfigEntryState.LOADED
+    assert hub(hass) is carhub
+    await hass.config_entries.async_unload(init_integration.entry_id)
+    await hass.async_block_till_done()
+    assert carhub.running
+    await hass.config_entries.async_unload(second.entry_id)
+    await hass.async_block_till_done()
+    assert not carhub.running
+    assert DATA_HUB not in hass.data
+
+
+async def test_reload_keeps_no_leftovers(
+    hass: HomeAssistant, init_integration: MockConfigEntry
+) -> None:
+    """Reloading restarts the listener cleanly (the plugin checks tasks, timers, threads)."""
+    await connect_car(hass)
+    await hass.config_entries.async_reload(init_integration.entry_id)
+    await hass.async_block_till_done()
+    assert init_integration.state is ConfigEntryState.LOADED
+    assert hub(hass).running
+
+
+async def test_revoked_certificate_starts_reauth(
+    hass: HomeAssistant, socket_enabled: None, mock_config_entry: MockConfigEntry, car_identity
+) -> None:
+    """A car whose certificate was revoked cannot load: Home Assistant asks to pair again."""
+    ca = await hass.async_add_executor_job(HomeCA.load, storage_dir(hass))
+    await hass.async_add_executor_job(ca.revoke, VEHICLE_ID)
+    mock_config_entry.add_to_hass(hass)
+    await hass.config_entries.async_setup(mock_config_entry.entry_id)
+    await hass.async_block_till_done()
+    assert mock_config_entry.state is ConfigEntryState.SETUP_ERROR
+    flows = hass.config_entries.flow.async_progress()
+    assert [f["context"]["source"] for f in flows] == ["reauth"]
+    assert DATA_HUB not in hass.data
+
+
+async def test_listener_port_busy_retries(
+    hass: HomeAssistant, socket_enabled: None, mock_config_entry: MockConfigEntry, car_identity
+) -> None:
+    """A port that cannot be bound makes setup retry later."""
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        mock_config_entry.add_to_hass(hass)
+        hass.config_entries.async_update_entry(
+            mock_config_entry, data={**mock_config_entry.data, CONF_LISTEN_PORT: port}
+        )
+        await hass.config_entries.async_setup(mock_config_entry.entry_id)
+        await hass.async_block_till_done()
+        assert mock_config_entry.state is ConfigEntryState.SETUP_RETRY
+    assert DATA_HUB not in hass.data
+    await hass.config_entries.async_unload(mock_config_entry.entry_id)
+
+
+async def test_remove_entry_revokes_certificate(
+    hass: HomeAssistant, init_integration: MockConfigEntry
+) -> None:
+    """Deleting the car revokes its certificate, so it can never connect again."""
+    ca = hub(hass).ca
+    assert await hass.async_add_executor_job(ca.certificate_expiry, VEHICLE_ID) is not None
+    await hass.config_entries.async_remove(init_integration.entry_id)
+    await hass.async_block_till_done()
+    assert await hass.async_add_executor_job(ca.certificate_expiry, VEHICLE_ID) is None
+    assert [c.revoked_at is not None for c in ca.issued_certificates()] == [True]
+
+
+async def test_unknown_car_is_dropped(
+    hass: HomeAssistant, init_integration: MockConfigEntry
+) -> None:
+    """A certificate of this CA without an entry gets its link closed, nothing else."""
+    carhub = hub(hass)
+    with patch.object(carhub, "async_disconnect") as disconnect:
+        await carhub.on_connect(PeerInfo(vehicle_id="ghost", remote="x"), hello())
+        await carhub.on_message(
+            PeerInfo(vehicle_id="ghost", remote="x"),
+            message(MessageType.STATE, signals_body({"Vehicle.Speed": 1})),
+        )
+        await hass.async_block_till_done(wait_background_tasks=True)
+    disconnect.assert_called_once_with("ghost", "vehicle is not configured")
+
+
+async def test_stale_devices_removed(
+    hass: HomeAssistant, socket_enabled: None, mock_config_entry: MockConfigEntry, car_identity
+) -> None:
+    """A device of this entry that is not its car is removed at setup."""
+    mock_config_entry.add_to_hass(hass)
+    dev_reg = dr.async_get(hass)
+    stale = dev_reg.async_get_or_create(
+        config_entry_id=mock_config_entry.entry_id, identifiers={(DOMAIN, "old-id")}
+    )
+    await hass.config_entries.async_setup(mock_config_entry.entry_id)
+    await hass.async_block_till_done()
+    assert dev_reg.async_get(stale.id) is None
+    car = dev_reg.async_get_device(identifiers={(DOMAIN, VEHICLE_ID)})
+    assert car is not None
+    assert car.serial_number == VIN
+    assert car.manufacturer == "Volkswagen"
+    await unload_all(hass)
+
+
+async def test_hello_updates_device(hass: HomeAssistant, init_integration: MockConfigEntry) -> None:
+    """The car's hello updates the device (agent version, model) and the entry."""
+    await hub(hass).on_connect(PEER, hello(model="Golf GTI"))
+    await hass.async_block_till_done()
+    car = dr.async_get(hass).async_get_device(identifiers={(DOMAIN, VEHICLE_ID)})
+    assert car.sw_version == "0.2.0"
+    assert car.model == "Golf GTI"
+    assert init_integration.data["model"] == "Golf GTI"
+
+
+async def test_reconfigure_moves_listener(
+    hass: HomeAssistant, init_integration: MockConfigEntry
+) -> None:
+    """Reconfiguring the port restarts the listener on the new port."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    result = await init_integration.start_reconfigure_flow(hass)
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {CONF_LISTEN_PORT: port}
+    )
+    await hass.async_block_till_done()
+    assert result["reason"] == "reconfigure_successful"
+    assert hub(hass).listen_port == port

@@ -7,6 +7,10 @@ from datetime import timedelta
 from unittest.mock import patch
 
 import pytest
+from homeassistant.const import Platform
+from homeassistant.core import HomeAssistant, State, callback
+from homeassistant.helpers import entity_registry as er
+from homeassistant.util import dt as dt_util
 from pytest_homeassistant_custom_component.common import (
     MockConfigEntry,
     async_fire_time_changed,
@@ -16,10 +20,6 @@ from pytest_homeassistant_custom_component.common import (
 from syrupy.assertion import SnapshotAssertion
 
 from bridge.protocol import MessageType
-from homeassistant.const import Platform
-from homeassistant.core import HomeAssistant, State, callback
-from homeassistant.helpers import entity_registry as er
-from homeassistant.util import dt as dt_util
 
 from .conftest import PEER, connect_car, hub, message, signals_body, unload_all
 
@@ -65,7 +65,9 @@ async def test_values_and_units(hass: HomeAssistant, init_integration: MockConfi
     assert hass.states.get("sensor.volkswagen_golf_traction_battery") is None
 
 
-async def test_declared_unit_is_used(hass: HomeAssistant, init_integration: MockConfigEntry) -> None:
+async def test_declared_unit_is_used(
+    hass: HomeAssistant, init_integration: MockConfigEntry
+) -> None:
     """A profile that declares mph gets a native unit of mph, shown in km/h (metric)."""
     from .conftest import SIGNALS, hello
 
@@ -76,7 +78,9 @@ async def test_declared_unit_is_used(hass: HomeAssistant, init_integration: Mock
     # The declaration changed: entities are created with the new unit after a reload.
     await hass.config_entries.async_reload(init_integration.entry_id)
     await hass.async_block_till_done()
-    await hub(hass).on_message(PEER, message(MessageType.STATE, signals_body({"Vehicle.Speed": 10})))
+    await hub(hass).on_message(
+        PEER, message(MessageType.STATE, signals_body({"Vehicle.Speed": 10}))
+    )
     await hass.async_block_till_done()
     state = hass.states.get("sensor.volkswagen_golf_speed")
     assert state.attributes["unit_of_measurement"] == "km/h"

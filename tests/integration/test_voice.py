@@ -8,6 +8,11 @@ from typing import Any
 from unittest.mock import AsyncMock, patch
 
 import pytest
+from homeassistant.components.homeassistant.exposed_entities import async_expose_entity
+from homeassistant.core import HomeAssistant
+from homeassistant.helpers import area_registry as ar
+from homeassistant.helpers import entity_registry as er
+from homeassistant.helpers import intent
 from pytest_homeassistant_custom_component.common import MockConfigEntry, async_mock_service
 
 from bridge.protocol import MessageType
@@ -17,9 +22,6 @@ from custom_components.carhub.const import (
     CONF_ALLOWED_SENSITIVE,
 )
 from custom_components.carhub.hub import CarHub
-from homeassistant.components.homeassistant.exposed_entities import async_expose_entity
-from homeassistant.core import HomeAssistant
-from homeassistant.helpers import area_registry as ar, entity_registry as er, intent
 
 from .conftest import PEER, hub, message
 
@@ -61,8 +63,15 @@ async def home(hass: HomeAssistant, init_integration: MockConfigEntry) -> dict[s
     add("light", "kitchen_light", "Kitchen light", kitchen.id, "off")
     add("light", "bedroom_lamp", "Bedroom lamp", bedroom.id, "off")
     add("light", "porch_light", "Porch light", kitchen.id, "off")
-    add("cover", "garage_door", "Garage door", garage.id, "closed", device_class="garage",
-        supported_features=3)
+    add(
+        "cover",
+        "garage_door",
+        "Garage door",
+        garage.id,
+        "closed",
+        device_class="garage",
+        supported_features=3,
+    )
     add("lock", "front_door", "Front door", kitchen.id, "locked")
     async_expose_entity(hass, "conversation", "lock.front_door", True)
     async_expose_entity(hass, "conversation", "light.porch_light", False)
