@@ -13,6 +13,17 @@
   type can also be handled by an extension (:meth:`AgentRuntime.add_handler`),
   which is how the voice assistant plugs in.
 
+Time: in a running agent every timestamp is unix time (``time.time``), the
+runtime's default clock: frames are re-stamped on arrival (a replayed log
+keeps its own clock otherwise), GPS fixes and OBD answers carry the wall-clock
+time they arrived, and the store ticks with the same clock (build its pipeline
+with ``clock=time.time``). The ``ts`` of each signal goes on the wire as is,
+and ages (stale ignition, quiet periods) are differences on that one clock.
+Unix time can step (NTP); a step only shifts one rate-limit or quiet window.
+
+Homes can come and go while the agent runs (:meth:`AgentRuntime.attach_link`,
+:meth:`AgentRuntime.detach_link`): a removed home gets nothing more.
+
 Links are anything with the :class:`Link` shape (``bridge.client.CarLink`` in
 production, fakes in tests). Sending only appends to the link's durable
 outbox, so a home that is offline gets everything when it comes back.
@@ -250,6 +261,7 @@ class AgentRuntime:
         self._handlers: dict[str, list[Handler]] = {}
         self._extra_tasks: list[Callable[[], Awaitable[None]]] = []
         self._stop = asyncio.Event()
+        self._running = False
         self._link_up: dict[str, bool] = {}
         self._dtcs: object = None
         self.frames_done = asyncio.Event()
@@ -287,6 +299,38 @@ class AgentRuntime:
         self.links[hub_id] = link
         return link
 
+    async def attach_link(self, hub_id: str, factory: LinkFactory) -> Link | None:
+        """Add a home while running (a pairing made meanwhile) and start its link.
+
+        Returns None (nothing changes) if *hub_id* already has a link.
+        """
+        if hub_id in self.links:
+            return None
+        link = self.add_link(hub_id, factory)
+        if self._running:
+            await self._start_link(hub_id, link)
+        return link
+
+    async def detach_link(self, hub_id: str) -> bool:
+        """Stop and forget the link to a home (the home was removed); False if unknown."""
+        link = self.links.pop(hub_id, None)
+        if link is None:
+            return False
+        self._link_up.pop(hub_id, None)
+        try:
+            await link.stop()
+        except Exception as exc:
+            _LOGGER.error("stopping the link to home %s: %s", hub_id, exc)
+        _LOGGER.info("home %s removed: no more messages to it", hub_id)
+        self.journal.write("link", hub_id=hub_id, connected=False, removed=True)
+        return True
+
+    async def _start_link(self, hub_id: str, link: Link) -> None:
+        try:
+            await link.start()
+        except Exception as exc:
+            _LOGGER.error("cannot start the link to home %s: %s", hub_id, exc)
+
     def add_handler(self, type: str, handler: Handler) -> None:
         """Also call *handler* for incoming messages of *type* (e.g. ``vocabulary``)."""
         self._handlers.setdefault(type, []).append(handler)
@@ -309,7 +353,8 @@ class AgentRuntime:
 
     async def broadcast(self, type: MessageType, body: dict[str, Any]) -> None:
         """Append *body* to every home's outbox; a failing link is logged, never fatal."""
-        for hub_id, link in self.links.items():
+        # A copy: homes may be attached or detached while a send awaits.
+        for hub_id, link in list(self.links.items()):
             await self._send(hub_id, link, type, body)
 
     async def _send(self, hub_id: str, link: Link, type: MessageType, body: dict[str, Any]) -> None:
@@ -388,11 +433,9 @@ class AgentRuntime:
 
     async def run(self) -> None:
         """Start the links and tasks; return after :meth:`stop` (links stopped cleanly)."""
-        for hub_id, link in self.links.items():
-            try:
-                await link.start()
-            except Exception as exc:
-                _LOGGER.error("cannot start the link to home %s: %s", hub_id, exc)
+        for hub_id, link in list(self.links.items()):
+            await self._start_link(hub_id, link)
+        self._running = True
         if not self.links:
             _LOGGER.warning(
                 "no paired home: running without a link (pair with `vehicle-agent pair`)"
@@ -412,8 +455,9 @@ class AgentRuntime:
             for task in tasks:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+            self._running = False
             await self._forward_once()  # what was emitted before the stop still goes out
-            for hub_id, link in self.links.items():
+            for hub_id, link in list(self.links.items()):
                 try:
                     await link.stop()
                 except Exception as exc:
@@ -477,7 +521,7 @@ class AgentRuntime:
         return self.trips.observe(path, value, ts)
 
     def _watch_links(self) -> None:
-        for hub_id, link in self.links.items():
+        for hub_id, link in list(self.links.items()):
             up = bool(link.connected)
             if self._link_up.get(hub_id) != up:
                 self._link_up[hub_id] = up

@@ -6,7 +6,12 @@
         [--voice-model DIR --voice-language L --voice-inbox DIR --tts espeak|null]
 
 Live buses are opened listen-only; ``--obd`` opens a second, transmitting
-handle on the same channel for OBD-II polling and ``clear_dtcs``. Voice
+handle on the same channel for OBD-II polling and ``clear_dtcs``. Polling
+pauses while the car is off: ignition and 12 V battery come from the state
+store (see :mod:`vehicle_agent.obd_service`). Frames of a live channel are
+decoded as the profile's bus ``--can-bus`` (default: the channel's own name if
+the profile declares it, else the profile's first bus). Homes paired or removed
+while the agent runs are picked up within ``--homes-check`` seconds. Voice
 options are handed to ``vehicle_agent.voice.runtime_hook.attach(runtime, args)``
 when that module exists. Stops on SIGINT/SIGTERM (or after ``--duration``).
 Exit codes: 0 stopped, 2 bad input.
@@ -21,22 +26,34 @@ import importlib
 import logging
 import signal
 import sys
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import can
 
 from bridge.client import CarLink
-from bridge.homes import HomeRegistry, default_state_dir
+from bridge.homes import HomeRecord, HomeRegistry, default_state_dir
 from bridge.protocol import Envelope
-from vehicle_agent.can_input import CanInputError, aiter_bus, areplay_log, open_bus
+from vehicle_agent.can_input import DEFAULT_BUS, CanInputError, aiter_bus, areplay_log, open_bus
 from vehicle_agent.dbc_loader import DbcLoadError
 from vehicle_agent.gps import GpsdClient, GpsFix, load_track, replay
 from vehicle_agent.mapper import VssUpdate
 from vehicle_agent.pipeline import CanPipeline
 from vehicle_agent.profile import DBC_DIR_ENV, CarProfile, ProfileError, load_profile
-from vehicle_agent.runtime import AgentRuntime, Journal, Link, ObdActions, RuntimeOptions
+from vehicle_agent.runtime import (
+    AgentRuntime,
+    Journal,
+    Link,
+    LinkFactory,
+    ObdActions,
+    RuntimeOptions,
+)
+from vehicle_agent.state_store import StateStore
+
+if TYPE_CHECKING:  # only --obd imports can-isotp
+    from vehicle_agent.obd_service import ObdService
 
 _LOGGER = logging.getLogger(__name__)
 VOICE_HOOK = "vehicle_agent.voice.runtime_hook"
@@ -60,8 +77,22 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     src.add_argument("--replay", type=Path, metavar="LOG", help="replay a CAN log file")
     src.add_argument("--can-interface", help="python-can interface (socketcan, virtual, ...)")
     p.add_argument("--can-channel", help="channel of --can-interface (e.g. can0)")
+    p.add_argument("--can-bus", help="profile bus the live channel carries (default: see above)")
     p.add_argument("--bitrate", type=int, help="bitrate for interfaces that set it")
     p.add_argument("--obd", action="store_true", help="poll OBD-II PIDs on the live bus")
+    p.add_argument("--obd-dtc-interval", type=float, default=60.0, help="seconds between DTC reads")
+    p.add_argument(
+        "--obd-battery-hold",
+        type=float,
+        default=60.0,
+        help="seconds of low 12 V battery before polling pauses",
+    )
+    p.add_argument(
+        "--obd-probe-interval",
+        type=float,
+        default=120.0,
+        help="seconds between battery probes (PID 0x42) while paused",
+    )
     p.add_argument("--loop", action="store_true", help="restart the replay at its end")
     p.add_argument("--speed", type=float, default=1.0, help="replay speed (1 = recorded pace)")
     gps = p.add_mutually_exclusive_group()
@@ -71,6 +102,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument("--journal", type=Path, help="JSON lines of what the driver sees/hears")
     p.add_argument("--duration", type=float, help="stop after this many seconds")
     p.add_argument("--send-interval", type=float, default=0.5, help="seconds between sends")
+    p.add_argument(
+        "--homes-check", type=float, default=5.0, help="seconds between checks of paired homes"
+    )
     voice = p.add_argument_group("voice (handled by the voice extension)")
     voice.add_argument("--voice-model", type=Path)
     voice.add_argument("--voice-language", default="en")
@@ -88,12 +122,7 @@ def run(args: argparse.Namespace) -> int:
         return 2
 
 
-def default_link_factory(
-    registry: HomeRegistry,
-) -> Callable[
-    [str, dict[str, Any], Callable[[Envelope], Awaitable[None]], Callable[[], dict[str, Any]]],
-    Link,
-]:
+def default_link_factory(registry: HomeRegistry) -> LinkFactory:
     """Build ``bridge.client.CarLink`` objects for the homes of *registry*."""
 
     def factory(
@@ -121,10 +150,16 @@ async def _main(args: argparse.Namespace) -> int:
         raise UsageError("--speed must be > 0")
     if args.obd and not args.can_interface:
         raise UsageError("--obd needs a live bus (--can-interface)")
+    for name in ("send_interval", "homes_check", "obd_dtc_interval", "obd_probe_interval"):
+        if not getattr(args, name) > 0:
+            raise UsageError(f"--{name.replace('_', '-')} must be > 0")
+    if args.obd_battery_hold < 0:
+        raise UsageError("--obd-battery-hold must be >= 0")
     loop = asyncio.get_running_loop()
     profile = load_profile(args.profile)
+    # Unix time throughout (see vehicle_agent.runtime): the store ticks on it.
     pipeline = await loop.run_in_executor(
-        None, lambda: CanPipeline.from_profile(profile, dbc_dir=args.dbc_dir)
+        None, lambda: CanPipeline.from_profile(profile, dbc_dir=args.dbc_dir, clock=time.time)
     )
     # (the DBC loader already logged every repaired or skipped statement)
 
@@ -135,19 +170,44 @@ async def _main(args: argparse.Namespace) -> int:
 
     buses: list[Any] = []
     frames: AsyncIterator[can.Message]
-    obd: ObdActions | None = None
+    obd: ObdService | None = None
     sources: list[AsyncIterator[VssUpdate]] = []
-    if args.replay is not None:
-        frames = areplay_log(args.replay, speed=args.speed, loop=args.loop)
-    else:
-        bus = open_bus(args.can_interface, args.can_channel, bitrate=args.bitrate)
-        buses.append(bus)
-        frames = aiter_bus(bus)
-        if args.obd:
-            obd, obd_updates, obd_bus = await _start_obd(args, profile)
-            buses.append(obd_bus)
-            sources.append(obd_updates)
-    sources += _gps_sources(args)
+    try:
+        if args.replay is not None:
+            frames = areplay_log(args.replay, speed=args.speed, loop=args.loop)
+        else:
+            bus = open_bus(args.can_interface, args.can_channel, bitrate=args.bitrate)
+            buses.append(bus)
+            frames = _as_bus(aiter_bus(bus), live_bus_name(profile, args))
+            if args.obd:
+                obd = await _start_obd(args, profile, pipeline.store, buses)
+                sources.append(obd.updates())
+        sources += _gps_sources(args)
+        return await _run_runtime(
+            args, profile, pipeline, registry, vehicle_id, homes, frames, sources, obd
+        )
+    finally:
+        if obd is not None:
+            with contextlib.suppress(Exception):
+                await obd.close()
+        for bus in buses:
+            with contextlib.suppress(Exception):
+                bus.shutdown()
+
+
+async def _run_runtime(
+    args: argparse.Namespace,
+    profile: CarProfile,
+    pipeline: CanPipeline,
+    registry: HomeRegistry,
+    vehicle_id: str,
+    homes: list[HomeRecord],
+    frames: AsyncIterator[can.Message],
+    sources: list[AsyncIterator[VssUpdate]],
+    obd: ObdService | None,
+) -> int:
+    loop = asyncio.get_running_loop()
+    actions: ObdActions | None = obd
 
     runtime = AgentRuntime(
         pipeline=pipeline,
@@ -160,7 +220,7 @@ async def _main(args: argparse.Namespace) -> int:
         },
         frames=frames,
         sources=sources,
-        obd=obd,
+        obd=actions,
         journal=Journal(args.journal),
         options=RuntimeOptions(send_interval_s=args.send_interval),
     )
@@ -168,6 +228,15 @@ async def _main(args: argparse.Namespace) -> int:
     for home in homes:
         runtime.add_link(home.hub_id, factory)
         _LOGGER.info("home %s: %s", home.hub_id, ", ".join(home.urls))
+    if obd is not None:
+        runtime.add_task(obd.probe_loop)
+
+    async def watch_homes() -> None:
+        while True:
+            await asyncio.sleep(args.homes_check)
+            await sync_homes(runtime, registry, factory)
+
+    runtime.add_task(watch_homes)
     _attach_voice(runtime, args)
 
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -186,26 +255,67 @@ async def _main(args: argparse.Namespace) -> int:
     _LOGGER.info(
         "vehicle %s (%s) running with %d home(s)", vehicle_id, profile.name, len(runtime.links)
     )
-    try:
-        await runtime.run()
-    finally:
-        for bus in buses:
-            with contextlib.suppress(Exception):
-                bus.shutdown()
+    await runtime.run()
     return 0
 
 
+async def sync_homes(runtime: AgentRuntime, registry: HomeRegistry, factory: LinkFactory) -> None:
+    """Attach homes paired since the start, detach the ones removed (never raises)."""
+    loop = asyncio.get_running_loop()
+    try:
+        records = await loop.run_in_executor(None, registry.list)
+    except Exception as exc:  # unreadable state dir: keep the links we have
+        _LOGGER.error("cannot list the paired homes: %s", exc)
+        return
+    present = {r.hub_id for r in records}
+    for hub_id in [h for h in runtime.links if h not in present]:
+        await runtime.detach_link(hub_id)
+    for record in records:
+        if record.hub_id not in runtime.links:
+            _LOGGER.info("new home %s: %s", record.hub_id, ", ".join(record.urls))
+            await runtime.attach_link(record.hub_id, factory)
+
+
+def live_bus_name(profile: CarProfile, args: argparse.Namespace) -> str:
+    """Which profile bus the frames of the live channel are decoded as."""
+    if args.can_bus:
+        if profile.buses and args.can_bus not in profile.buses:
+            raise UsageError(
+                f"--can-bus {args.can_bus!r} is not a bus of the profile "
+                f"({', '.join(profile.buses)})"
+            )
+        return str(args.can_bus)
+    channel = str(args.can_channel)
+    if channel in profile.buses or not profile.buses:
+        return channel if profile.buses else DEFAULT_BUS
+    return next(iter(profile.buses))
+
+
+async def _as_bus(frames: AsyncIterator[can.Message], name: str) -> AsyncIterator[can.Message]:
+    # The decoder picks DBCs by the frame's channel; a live channel may be named
+    # anything (vcan0, a virtual bus id), so label it as the profile's bus.
+    async for msg in frames:
+        msg.channel = name
+        yield msg
+
+
 async def _start_obd(
-    args: argparse.Namespace, profile: CarProfile
-) -> tuple[ObdActions, AsyncIterator[VssUpdate], Any]:
+    args: argparse.Namespace, profile: CarProfile, store: StateStore, buses: list[Any]
+) -> ObdService:
     # Imported here: only --obd needs can-isotp.
-    from vehicle_agent.obd import ObdClient, ObdPoller
+    from vehicle_agent.obd import ObdClient, PowerPolicy
+    from vehicle_agent.obd_service import ObdOptions, ObdService
 
     obd_bus = open_bus(args.can_interface, args.can_channel, listen_only=False)
+    buses.append(obd_bus)
     client = ObdClient(obd_bus)  # type: ignore[arg-type]
     await client.start()
-    poller = ObdPoller(client, profile.obd_signals())
-    return client, poller.updates(), obd_bus
+    options = ObdOptions(
+        power=PowerPolicy(low_voltage_hold_s=args.obd_battery_hold),
+        dtc_interval_s=args.obd_dtc_interval,
+        probe_interval_s=args.obd_probe_interval,
+    )
+    return ObdService(client, store, profile, options=options)
 
 
 def _gps_sources(args: argparse.Namespace) -> list[AsyncIterator[VssUpdate]]:
