@@ -20,6 +20,7 @@ from pytest_homeassistant_custom_component.common import (
 from syrupy.assertion import SnapshotAssertion
 
 from bridge.protocol import MessageType
+from custom_components.carhub.hub import CarHub
 
 from .conftest import PEER, connect_car, hub, message, signals_body, unload_all
 
@@ -179,3 +180,18 @@ async def test_restore_after_restart(
     await connect_car(hass)
     assert hass.states.get("sensor.volkswagen_golf_odometer").state == "123456.7"
     await unload_all(hass)
+
+
+async def test_round_trip_time(hass: HomeAssistant, init_integration: MockConfigEntry) -> None:
+    """The link's round-trip time is refreshed locally while connected, unknown when not."""
+    entity_id = "sensor.volkswagen_golf_link_round_trip_time"
+    with patch.object(CarHub, "round_trip_ms", return_value=None):
+        await connect_car(hass)
+    assert hass.states.get(entity_id).state == "unknown"
+    with patch.object(CarHub, "round_trip_ms", return_value=12.5):
+        async_fire_time_changed(hass, dt_util.utcnow() + timedelta(seconds=31))
+        await hass.async_block_till_done()
+    assert hass.states.get(entity_id).state == "12.5"
+    await hub(hass).on_disconnect(PEER)
+    await hass.async_block_till_done()
+    assert hass.states.get(entity_id).state == "unknown"
