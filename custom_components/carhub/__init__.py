@@ -22,7 +22,7 @@ from bridge.errors import BridgeError, CertificateError
 from .const import CONF_EXTERNAL_URL, CONF_LISTEN_PORT, DEFAULT_LISTEN_PORT, DOMAIN, LOGGER
 from .coordinator import CarHubCoordinator
 from .entity import device_info
-from .health import async_setup_health_checks
+from .health import async_remove_issues, async_setup_health_checks
 from .hub import (
     DATA_HUB,
     async_acquire_hub,
@@ -122,6 +122,7 @@ async def async_remove_entry(hass: HomeAssistant, entry: CarHubConfigEntry) -> N
         LOGGER.debug("No certificate to revoke for %s: %s", entry.unique_id, err)
     except (BridgeError, OSError) as err:
         LOGGER.error("Could not revoke the certificate of %s: %s", entry.title, err)
+    async_remove_issues(hass, entry)
 
 
 async def async_remove_config_entry_device(

@@ -244,6 +244,7 @@ class CarHubConfigFlow(ConfigFlow, domain=DOMAIN):
             ):
                 if result.vehicle.vehicle_id != self.unique_id:
                     return self.async_abort(reason="wrong_vehicle")
+                self._abort_if_unique_id_configured()
                 return self.async_create_entry(
                     title=self._title(result),
                     data=self._entry_data(result, self._host, self._port, listen_port, external),
@@ -277,7 +278,7 @@ class CarHubConfigFlow(ConfigFlow, domain=DOMAIN):
             if result := await self._async_pair(
                 host, port, user_input[CONF_CODE], listen_port, external, errors
             ):
-                await self.async_set_unique_id(result.vehicle.vehicle_id)
+                await self.async_set_unique_id(result.vehicle.vehicle_id, raise_on_progress=False)
                 self._abort_if_unique_id_mismatch(reason="wrong_vehicle")
                 data = self._entry_data(result, host, port, listen_port, external)
                 data[CONF_SIGNALS] = entry.data.get(CONF_SIGNALS, {})

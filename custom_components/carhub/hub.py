@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import re
 import socket
 from datetime import datetime
 from pathlib import Path
@@ -38,6 +39,8 @@ DATA_CA: HassKey[HomeCA] = HassKey(f"{DOMAIN}_ca")
 DATA_LOCK: HassKey[asyncio.Lock] = HassKey(f"{DOMAIN}_lock")
 LAST_SEEN_STORE_VERSION = 1
 LAST_SEEN_SAVE_DELAY = 30
+# Host names a certificate can carry (letters, digits, hyphens; dot-separated).
+_HOSTNAME_RE = re.compile(r"(?!-)[A-Za-z0-9-]{1,63}(\.(?!-)[A-Za-z0-9-]{1,63})*\.?")
 
 
 def storage_dir(hass: HomeAssistant) -> Path:
@@ -179,13 +182,16 @@ class CarHub:
         hostnames = ["localhost"]
         ips = ["127.0.0.1", "::1", *await async_lan_hosts(self.hass)]
         host = socket.gethostname()
-        if host and host != "localhost" and "." not in host.strip("."):
+        if host != "localhost" and _HOSTNAME_RE.fullmatch(host):
             hostnames.append(host)
         if external_url and (ext := urlsplit(external_url).hostname):
             try:
                 ipaddress.ip_address(ext)
             except ValueError:
-                hostnames.append(ext)
+                if _HOSTNAME_RE.fullmatch(ext):
+                    hostnames.append(ext)
+                else:
+                    LOGGER.warning("External URL host %s cannot go in a certificate", ext)
             else:
                 ips.append(ext)
         return list(dict.fromkeys(hostnames)), list(dict.fromkeys(ips))

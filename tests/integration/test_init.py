@@ -186,3 +186,18 @@ async def test_reconfigure_moves_listener(
     await hass.async_block_till_done()
     assert result["reason"] == "reconfigure_successful"
     assert hub(hass).listen_port == port
+
+
+async def test_server_certificate_names(
+    hass: HomeAssistant, init_integration: MockConfigEntry
+) -> None:
+    """The external URL's host goes into the server certificate (DNS name or IP)."""
+    carhub = hub(hass)
+    names, ips = await carhub._async_server_names("wss://home.example.com:8766")
+    assert "home.example.com" in names
+    assert "localhost" in names
+    assert "127.0.0.1" in ips
+    names, ips = await carhub._async_server_names("https://203.0.113.5")
+    assert "203.0.113.5" in ips
+    names, _ = await carhub._async_server_names("wss://bad_host.example.com")
+    assert "bad_host.example.com" not in names
