@@ -229,6 +229,8 @@ class RuntimeOptions:
     trip_start_kmh: float = 5.0
     trip_end_idle_s: float = 120.0
     restamp_frames: bool = True  # replayed logs carry their own clock: use ours
+    stop_drain_s: float = 3.0
+    """On stop, wait up to this long for connected homes to ack what is queued."""
 
 
 class AgentRuntime:
@@ -456,13 +458,30 @@ class AgentRuntime:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
             self._running = False
-            await self._forward_once()  # what was emitted before the stop still goes out
+            # What is still held (rate limit, deadband) is the car's last word:
+            # send it, so the home never keeps a superseded value.
+            self.store.flush()
+            await self._forward_once()
+            await self._drain_links(self.options.stop_drain_s)
             for hub_id, link in list(self.links.items()):
                 try:
                     await link.stop()
                 except Exception as exc:
                     _LOGGER.error("stopping the link to home %s: %s", hub_id, exc)
             self.journal.close()
+
+    async def _drain_links(self, timeout: float) -> None:  # noqa: ASYNC109 (a bound, not a cancel)
+        """Give connected links up to *timeout* s to have their outbox acked.
+
+        Links without a readable outbox (fakes) or not connected are not waited
+        for: what they hold stays in their durable outbox for the next run.
+        """
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if not any(_unacked(link) for link in self.links.values() if link.connected):
+                return
+            await asyncio.sleep(0.05)
+        _LOGGER.info("stopping with messages not yet acked; they stay in the outbox")
 
     async def _can_loop(self, frames: AsyncIterator[can.Message]) -> None:
         feed = self.pipeline.feed
@@ -527,6 +546,16 @@ class AgentRuntime:
                 self._link_up[hub_id] = up
                 _LOGGER.info("home %s %s", hub_id, "connected" if up else "not connected")
                 self.journal.write("link", hub_id=hub_id, connected=up)
+
+
+def _unacked(link: Link) -> int:
+    """Messages in *link*'s outbox not acked yet (0 if it has no outbox to look at)."""
+    outbox = getattr(link, "outbox", None)
+    last = getattr(outbox, "last_seq", None)
+    acked = getattr(outbox, "acked_seq", None)
+    if isinstance(last, int) and isinstance(acked, int):
+        return max(0, last - acked)
+    return 0
 
 
 async def _guard(factory: Callable[[], Awaitable[None]]) -> None:
