@@ -6,6 +6,7 @@ import socket
 from unittest.mock import patch
 
 from homeassistant.config_entries import ConfigEntryState
+from homeassistant.const import EVENT_HOMEASSISTANT_STOP
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers import device_registry as dr
 from pytest_homeassistant_custom_component.common import MockConfigEntry
@@ -13,6 +14,7 @@ from pytest_homeassistant_custom_component.common import MockConfigEntry
 from bridge.pki import HomeCA
 from bridge.protocol import MessageType
 from bridge.server import PeerInfo
+from custom_components.carhub import async_remove_config_entry_device
 from custom_components.carhub.const import CONF_LISTEN_PORT, DOMAIN
 from custom_components.carhub.hub import DATA_HUB, storage_dir
 
@@ -201,3 +203,39 @@ async def test_server_certificate_names(
     assert "203.0.113.5" in ips
     names, _ = await carhub._async_server_names("wss://bad_host.example.com")
     assert "bad_host.example.com" not in names
+
+
+async def test_remove_unloaded_entry_still_revokes(
+    hass: HomeAssistant, init_integration: MockConfigEntry
+) -> None:
+    """A car removed while its entry is not loaded (no listener) is revoked too."""
+    ca = hub(hass).ca
+    await hass.config_entries.async_unload(init_integration.entry_id)
+    await hass.async_block_till_done()
+    assert DATA_HUB not in hass.data
+    await hass.config_entries.async_remove(init_integration.entry_id)
+    await hass.async_block_till_done()
+    assert await hass.async_add_executor_job(ca.certificate_expiry, VEHICLE_ID) is None
+
+
+async def test_home_assistant_stop_closes_listener(
+    hass: HomeAssistant, init_integration: MockConfigEntry
+) -> None:
+    """Stopping Home Assistant closes the listener even though entries stay loaded."""
+    carhub = hub(hass)
+    hass.bus.async_fire(EVENT_HOMEASSISTANT_STOP)
+    await hass.async_block_till_done()
+    assert not carhub.running
+
+
+async def test_manual_device_removal(
+    hass: HomeAssistant, init_integration: MockConfigEntry
+) -> None:
+    """The car's own device cannot be deleted by hand; a stale one can."""
+    dev_reg = dr.async_get(hass)
+    car = dev_reg.async_get_device(identifiers={(DOMAIN, VEHICLE_ID)})
+    stale = dev_reg.async_get_or_create(
+        config_entry_id=init_integration.entry_id, identifiers={(DOMAIN, "old-id")}
+    )
+    assert not await async_remove_config_entry_device(hass, init_integration, car)
+    assert await async_remove_config_entry_device(hass, init_integration, stale)
