@@ -11,7 +11,8 @@ sentences Assist uses) and its targets are resolved with Home Assistant's own
 matcher (``intent.async_match_targets``, exposure included). If any target is
 outside the car's allowed set the request is refused and nothing runs.
 Read-only intents (``HassGet*``) are not restricted: asking whether the garage
-door is open is harmless. A request the default agent does not understand has
+door is open is harmless. Sentences of the owner's own automations (conversation
+triggers) are not restricted either: they run instead of an intent. A request the default agent does not understand has
 no known target; with the default agent it then fails anyway, with an LLM
 agent it is handed over and that agent is bounded by Assist exposure only.
 """
@@ -143,6 +144,9 @@ async def async_disallowed_targets(
         language=language,
         agent_id=HOME_ASSISTANT_AGENT,
     )
+    if await agent.async_recognize_sentence_trigger(user_input) is not None:
+        # The owner's own automation sentence: it runs instead of any intent.
+        return []
     result = await agent.async_recognize_intent(user_input)
     if result is None or result.unmatched_entities:
         return []

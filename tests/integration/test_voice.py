@@ -13,6 +13,7 @@ from homeassistant.core import HomeAssistant
 from homeassistant.helpers import area_registry as ar
 from homeassistant.helpers import entity_registry as er
 from homeassistant.helpers import intent
+from homeassistant.setup import async_setup_component
 from pytest_homeassistant_custom_component.common import MockConfigEntry, async_mock_service
 
 from bridge.protocol import MessageType
@@ -258,3 +259,23 @@ async def test_malformed_request_ignored(
     await hub(hass).on_message(PEER, message(MessageType.VOICE_REQUEST, {"request_id": 5}))
     await hass.async_block_till_done(wait_background_tasks=True)
     assert replies(sent) == []
+
+
+async def test_owner_sentence_trigger_not_restricted(
+    hass: HomeAssistant, home: dict[str, list], sent: AsyncMock
+) -> None:
+    """An automation with a conversation trigger is the owner's choice: it runs."""
+    calls = async_mock_service(hass, "test", "garage")
+    assert await async_setup_component(
+        hass,
+        "automation",
+        {
+            "automation": {
+                "trigger": {"platform": "conversation", "command": "open the garage door"},
+                "action": {"service": "test.garage"},
+            }
+        },
+    )
+    await ask(hass, "open the garage door")
+    assert len(calls) == 1
+    assert replies(sent)[0]["success"] is True
