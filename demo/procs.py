@@ -52,6 +52,7 @@ class ManagedProcess:
         self._cwd = cwd
         self._proc: asyncio.subprocess.Process | None = None
         self._log: IO[bytes] | None = None
+        self._log_offset = 0  # where this run's output starts in the (appended) log
 
     @property
     def pid(self) -> int | None:
@@ -74,6 +75,7 @@ class ManagedProcess:
             raise ProcessError(f"{self.name} is already running")
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         self._log = self.log_path.open("ab")
+        self._log_offset = self._log.tell()
         self._log.write(f"\n===== {self.name}: {' '.join(self.argv)}\n".encode())
         self._log.flush()
         try:
@@ -119,12 +121,14 @@ class ManagedProcess:
         self._close_log()
         return self._proc.returncode
 
-    def log_text(self, *, tail: int | None = None) -> str:
-        """Return the child's log (the last ``tail`` characters if given)."""
+    def log_text(self, *, tail: int | None = None, this_run: bool = False) -> str:
+        """Return the child's log (the last ``tail`` bytes; only the latest start's output)."""
         try:
             data = self.log_path.read_bytes()
         except OSError:
             return ""
+        if this_run:
+            data = data[self._log_offset :]
         if tail is not None:
             data = data[-tail:]
         return data.decode("utf-8", errors="replace")
@@ -142,14 +146,14 @@ async def wait_for_log_line(
     timeout_s: float,
     poll: float = 0.2,
 ) -> str | None:
-    """Poll the child's log until ``match`` returns a value for one of its lines.
+    """Poll the output of the child's latest start until ``match`` returns a value for a line.
 
     Returns that value, or None when the child ended or ``timeout_s`` passed.
     """
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout_s
     while True:
-        for line in proc.log_text().splitlines():
+        for line in proc.log_text(this_run=True).splitlines():
             found = match(line)
             if found is not None:
                 return found

@@ -5,6 +5,7 @@
 3. the car opens its pairing window and shows a code;
 4. the car is added through Home Assistant's config-flow REST API with that code;
 5. the car replays a real CAN log and a GPS track; its entities fill in;
+   its position follows the track on the map;
 6. a spoken command in the car switches a light at home; the car speaks the reply;
 7. Home Assistant sends the car a notification;
 8. (check) the agent is killed with SIGKILL and restarted: nothing is lost;
@@ -52,7 +53,7 @@ from demo.journal import read_journal, wait_for_entry
 from demo.output import Console, render_table
 from demo.pairing import PairingFlowError, pair_via_config_flow
 from demo.paths import CAN_LOG, free_port
-from demo.procs import ManagedProcess
+from demo.procs import ManagedProcess, wait_for_log_line
 from demo.voice import (
     ENGLISH_COMMAND,
     KOREAN_COMMAND,
@@ -180,6 +181,7 @@ class DemoStory:
         window = await self.step_pairing_window()
         await self.step_pair(window)
         await self.step_start_car()
+        await self.step_location()
         await self.step_voice(KOREAN_COMMAND, korean_model_dir())
         if self.opts.english_model is not None:
             await self.step_voice(ENGLISH_COMMAND, self.opts.english_model)
@@ -326,7 +328,6 @@ class DemoStory:
             )
             if not ok:
                 mismatches.append(f"{entity_id}={state}")
-        location = await self._check_location(car)
         ws = await self.ha.websocket(self.session)
         try:
             dashboard = await create_dashboard(ws, car)
@@ -334,10 +335,21 @@ class DemoStory:
             await ws.close()
         self.out.detail(f"dashboard: {self.ha.url}{dashboard}")
         self._require(
-            bool(wanted) and not mismatches and location,
+            bool(wanted) and not mismatches,
             f"{len(wanted) - len(mismatches)}/{len(wanted)} entities show values decoded from "
-            f"the log; location on the GPS track: {'yes' if location else 'NO'}"
-            + (f"; mismatches: {', '.join(mismatches)}" if mismatches else ""),
+            "the log" + (f"; mismatches: {', '.join(mismatches)}" if mismatches else ""),
+        )
+
+    async def step_location(self) -> None:
+        """The GPS track reaches Home Assistant's device tracker."""
+        self.out.step("The car on the map: its device tracker follows the GPS track")
+        assert self.state.car is not None
+        located = await self._check_location(self.state.car)
+        self.out.verdict(
+            located,
+            "position inside the recorded track"
+            if located
+            else ("no device tracker with a position on the track"),
         )
 
     async def _wait_for_car(self, *, timeout_s: float) -> CarDevice:
@@ -370,7 +382,11 @@ class DemoStory:
     async def _check_location(self, car: CarDevice) -> bool:
         trackers = [e.entity_id for e in car.entities if e.platform_domain == "device_tracker"]
         bounds = track_bounds()
-        if not trackers or bounds is None:
+        if not trackers:
+            self.out.detail("the car has no device tracker (it declared no position signals)")
+            return False
+        if bounds is None:
+            self.out.detail("no GPS track to compare with")
             return False
 
         def located(states: dict[str, dict[str, Any]]) -> bool:
@@ -395,7 +411,7 @@ class DemoStory:
         """Speak a command into the car; the light at home turns on; the car answers."""
         self.out.step(f"Voice in the car ({command.language}): “{command.text}”")
         if model is None:
-            self._require(False, f"no vosk model for {command.language!r}")
+            self.out.verdict(False, f"no vosk model for {command.language!r}")
             return
         if command.language != (
             self.state.agent_opts.voice_language if self.state.agent_opts else ""
@@ -431,9 +447,11 @@ class DemoStory:
             self.out.detail(f"the car heard: {heard.get('text', heard)}")
         self.out.detail(f"{command.entity_id} is now {state} ({took:.1f} s after the recording)")
         self.out.detail(f"the car says: “{reply.get('text') if reply else '(nothing)'}”")
-        self._require(
+        # Not a prerequisite of later steps: a failure here is reported, the story goes on.
+        self.state.notes["voice_ok"] = self.out.verdict(
             state == command.expected_state and reply is not None,
-            f"{command.entity_id} turned {state} by voice; reply spoken in the car",
+            f"{command.entity_id} {state} after the spoken command; "
+            f"reply {'spoken' if reply else 'NOT spoken'} in the car",
         )
 
     async def _restart_agent_with_voice(self, model: Path, language: str) -> None:
@@ -486,68 +504,106 @@ class DemoStory:
     async def step_crash_restart(self) -> None:
         """SIGKILL the agent mid-work; after a restart nothing either side sent is lost.
 
-        Car -> home: two spoken commands are dropped at once and the agent is
-        killed as soon as it has recognised the first, so one request sits in
-        its outbox (sent or not) and the other recording is not handled yet.
         Home -> car: three notifications are sent while the agent is dead; the
-        hub keeps them in its outbox. After the restart both lights must be on
-        and every notification must reach the car exactly once, in order.
+        hub keeps them in its outbox. Car -> home: with the car's home
+        unreachable (the CarHub entry disabled, so its listener is closed), a
+        second agent process starts, detects a trip start, hears two spoken
+        commands, and is killed with SIGKILL before it could send anything. A
+        third process starts with the home back: the trip event and both
+        commands of the killed process must arrive exactly once, and every
+        notification exactly once, in order.
         """
         self.out.step("Crash: the agent is killed with SIGKILL and restarted; nothing is lost")
-        assert self.state.agent is not None and self.state.layout is not None
-        assert self.state.car is not None and self.state.agent_opts is not None
-        journal = self.state.layout.journal
-        commands = (KOREAN_COMMAND, KOREAN_PORCH_COMMAND)
+        st = self.state
+        assert st.agent is not None and st.layout is not None and st.entry_id is not None
+        assert st.car is not None and st.agent_opts is not None
+        journal = st.layout.journal
+        voice = bool(st.notes.get("voice_ok"))
+        commands = (KOREAN_COMMAND, KOREAN_PORCH_COMMAND) if voice else ()
         lights = [c.entity_id for c in commands]
-        await self.api.call_service("light", "turn_off", {"entity_id": lights})
+        if lights:
+            await self.api.call_service("light", "turn_off", {"entity_id": lights})
         ws = await self.ha.websocket(self.session)
         try:
-            calls = await ws.subscribe_events("call_service")
-            wavs = [
-                await synthesize(c, self.opts.work_dir / f"crash-{i}.wav")
-                for i, c in enumerate(commands)
-            ]
-            dropped_at = time.time()
-            for i, wav in enumerate(wavs):
-                drop_into_inbox(wav, self.state.layout.inbox, name=f"ptt-crash-{i}")
-            heard = await wait_for_entry(
-                journal, lambda e: e.get("kind") == "intent", timeout_s=30, after=dropped_at
-            )
-            self.state.agent.kill()
-            await self.state.agent.wait(10)
-            self.out.detail(
-                "agent killed with SIGKILL "
-                + ("right after it recognised the first command" if heard else "(nothing heard)")
-            )
+            car_events = await ws.subscribe_events("carhub_vehicle_event")
+            # 1. the car dies; the home sends it notifications meanwhile
+            st.agent.kill()
+            await st.agent.wait(10)
             messages = [f"Message {i} sent while the car was off" for i in (1, 2, 3)]
             for msg in messages:
                 await self.api.call_service(
-                    "carhub",
-                    "notify_vehicle",
-                    {"device_id": self.state.car.device_id, "message": msg},
+                    "carhub", "notify_vehicle", {"device_id": st.car.device_id, "message": msg}
                 )
+            self.out.detail("agent killed (SIGKILL); 3 notifications sent while it was down")
+            # 2. the home goes away; a new agent process works offline and is killed
+            await ws.command("config_entries/disable", entry_id=st.entry_id, disabled_by="user")
+            offline = agent_process(st.layout, st.agent_opts)
+            b_start = time.time()
+            await offline.start()
+            st.agent = offline
+            tripped = await wait_for_log_line(
+                offline, lambda line: line if "event trip_start" in line else None, timeout_s=30
+            )
+            # The runtime logs an event just before it appends it to the outbox; a
+            # moment later it is on disk (a kill before that is a crash before the
+            # event existed, which no design can recover).
+            await asyncio.sleep(1.0)
+            heard = 0
+            if commands:
+                wavs = [
+                    await synthesize(c, self.opts.work_dir / f"crash-{i}.wav")
+                    for i, c in enumerate(commands)
+                ]
+                dropped_at = time.time()
+                for i, wav in enumerate(wavs):
+                    drop_into_inbox(wav, st.layout.inbox, name=f"ptt-crash-{i}")
+                heard = await _count_entries(
+                    journal, "intent", after=dropped_at, want=len(commands), timeout_s=60
+                )
+            offline.kill()
+            await offline.wait(10)
+            b_end = time.time()
+            self.out.detail(
+                f"offline agent: trip start {'detected' if tripped else 'NOT detected'}, "
+                f"{heard}/{len(commands)} commands heard, then SIGKILL before any was sent"
+            )
+            # 3. the home is back; a third process delivers what the killed one queued
+            await ws.command("config_entries/disable", entry_id=st.entry_id, disabled_by=None)
             before = len(read_journal(journal))
-            self.state.agent = agent_process(self.state.layout, self.state.agent_opts)
-            await self.state.agent.start()
+            st.agent = agent_process(st.layout, st.agent_opts)
+            await st.agent.start()
             link = await self._wait_link_up(timeout_s=60)
+            states: dict[str, dict[str, Any]] = {}
+            if lights:
 
-            def all_on(states: dict[str, dict[str, Any]]) -> bool:
-                return all(states.get(e, {}).get("state") == "on" for e in lights)
+                def all_on(states: dict[str, dict[str, Any]]) -> bool:
+                    return all(states.get(e, {}).get("state") == "on" for e in lights)
 
-            states = await wait_for_values(self.api, lights, timeout_s=60, ready=all_on)
+                states = await wait_for_values(self.api, lights, timeout_s=60, ready=all_on)
             got = await self._notifications_after(journal, before, messages, timeout_s=30)
-            turn_ons = _count_calls(calls, "light", "turn_on", lights)
+            offline_trips = await _offline_trip_events(car_events, b_start, b_end, timeout_s=30)
         finally:
             await ws.close()
         shown = {e: states.get(e, {}).get("state", "missing") for e in lights}
         self.out.detail(f"after the restart: link {'up' if link else 'DOWN'}, lights {shown}")
-        self.out.detail(f"light.turn_on calls per light: {turn_ons}")
-        self.out.detail(f"notifications received after the restart: {got}")
+        self.out.detail(f"trip_start events of the killed process received: {offline_trips}")
+        self.out.detail(f"notifications received after the restart: {len(got)} {got}")
+        lights_ok = all(v == "on" for v in shown.values())
+        ok = (
+            link
+            and tripped is not None
+            and heard == len(commands)
+            and offline_trips == 1
+            and lights_ok
+            and got == messages
+        )
         self._require(
-            link and all_on(states) and got == messages,
-            "both spoken commands carried out, 3/3 notifications arrived once each, in order"
-            if got == messages and all_on(states)
-            else f"lost or duplicated: lights {shown}, notifications {got}",
+            ok,
+            f"killed process's trip event arrived {offline_trips}x (want 1), "
+            f"its {len(commands)} spoken commands carried out: {'yes' if lights_ok else 'NO'}, "
+            f"notifications {len(got)}/3 exactly once in order: "
+            f"{'yes' if got == messages else 'NO'}"
+            + ("" if voice else " (voice unavailable: commands not part of this run)"),
         )
 
     async def _notifications_after(
@@ -622,20 +678,48 @@ def _rmtree(path: Path) -> None:
     shutil.rmtree(path)
 
 
-def _count_calls(
-    queue: asyncio.Queue[dict[str, Any]], domain: str, service: str, entity_ids: list[str]
-) -> dict[str, int]:
-    """How often each entity was targeted by ``domain.service`` among the queued events."""
-    counts = dict.fromkeys(entity_ids, 0)
-    while not queue.empty():
-        data = queue.get_nowait().get("data", {})
-        if data.get("domain") != domain or data.get("service") != service:
-            continue
-        targets = data.get("service_data", {}).get("entity_id", [])
-        for entity_id in [targets] if isinstance(targets, str) else targets:
-            if entity_id in counts:
-                counts[entity_id] += 1
-    return counts
+async def _count_entries(
+    journal: Path, kind: str, *, after: float, want: int, timeout_s: float
+) -> int:
+    """Wait until ``want`` journal entries of ``kind`` newer than ``after`` exist; return count."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s
+    while True:
+        count = sum(
+            1
+            for e in read_journal(journal)
+            if e.get("kind") == kind and float(e.get("t", 0)) >= after
+        )
+        if count >= want or loop.time() >= deadline:
+            return count
+        await asyncio.sleep(0.2)
+
+
+async def _offline_trip_events(
+    queue: asyncio.Queue[dict[str, Any]], start: float, end: float, *, timeout_s: float
+) -> int:
+    """Count trip_start events stamped between ``start`` and ``end`` (the killed process).
+
+    Waits for the first one, then two more seconds so a duplicate would be seen.
+    """
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s
+    found = 0
+    grace_until: float | None = None
+    while True:
+        limit = grace_until if grace_until is not None else deadline
+        remaining = limit - loop.time()
+        if remaining <= 0:
+            return found
+        try:
+            event = await asyncio.wait_for(queue.get(), remaining)
+        except TimeoutError:
+            return found
+        data = event.get("data", {})
+        if data.get("type") == "trip_start" and start <= float(data.get("ts", 0)) <= end:
+            found += 1
+            if grace_until is None:
+                grace_until = loop.time() + 2.0
 
 
 def install_signal_handlers(task: asyncio.Task[int]) -> None:
