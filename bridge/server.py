@@ -163,7 +163,18 @@ class HubServer:
     # -- lifecycle ---------------------------------------------------------------
 
     async def start(self) -> None:
-        """Build the TLS context (executor: file I/O), open the ledger, start listening."""
+        """Build the TLS context (executor: file I/O), open the ledger, start listening.
+
+        On failure (port in use, bad certificates) everything opened so far is
+        closed again before the error propagates.
+        """
+        try:
+            await self._start()
+        except BaseException:
+            await self.stop()
+            raise
+
+    async def _start(self) -> None:
         loop = asyncio.get_running_loop()
         self._ssl = await loop.run_in_executor(None, self._ca.server_ssl_context)
         self._ledger = InboundLedger(self._state_dir / "ledger.db")

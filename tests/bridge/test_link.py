@@ -7,9 +7,12 @@ import ssl
 import time
 from pathlib import Path
 
+import pytest
+
 from bridge.client import CarLink
 from bridge.pki import HomeCA
 from bridge.protocol import MessageType
+from bridge.server import HubServer
 from tests.bridge.link_testing import CarInbox, RecordingHandler, make_car, start_hub, wait_for
 
 
@@ -189,4 +192,20 @@ async def test_two_cars_are_independent(
     finally:
         await a.stop()
         await b.stop()
+        await hub.stop()
+
+
+async def test_failed_start_cleans_up(tmp_path: Path, home_ca: HomeCA) -> None:
+    handler = RecordingHandler()
+    hub = await start_hub(home_ca, tmp_path / "hub", handler)
+    clash = HubServer(
+        ca=home_ca, state_dir=tmp_path / "hub2", handler=handler, host="127.0.0.1", port=hub.port
+    )
+    try:
+        with pytest.raises(OSError):
+            await clash.start()
+        # Everything it opened is closed again; stopping twice is harmless.
+        assert clash._ledger is None and clash._runner is None
+        await clash.stop()
+    finally:
         await hub.stop()
