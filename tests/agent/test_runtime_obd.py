@@ -384,3 +384,36 @@ async def test_clear_dtcs_reads_them_back_into_the_store() -> None:
         ecu.stop()
         tester_bus.shutdown()
         ecu_bus.shutdown()
+
+
+async def test_run_obd_generic_profile_for_a_duration(tmp_path: Path) -> None:
+    """The bundled profile as the docs show it: values reach the hub, --duration ends it."""
+    channel = f"carhub-obd-{uuid.uuid4().hex}"
+    state_dir = tmp_path / "car"
+    ecu_bus = can.Bus(interface="virtual", channel=channel)
+    ecu = SimulatedEcu(ecu_bus, stored_dtcs=["P0420"])
+    try:
+        async with running_home(tmp_path / "home") as home:
+            await pair(home, state_dir)
+            args = build_parser().parse_args(
+                [
+                    *["run", "--profile", str(PROFILES_DIR / "obd_generic.yaml")],
+                    *["--can-interface", "virtual", "--can-channel", channel, "--obd"],
+                    *["--state-dir", str(state_dir), "--send-interval", "0.1"],
+                    *["--duration", "3"],
+                ]
+            )
+            ecu.start()
+            started = time.monotonic()
+            assert await asyncio.wait_for(run_cmd._main(args), WAIT) == 0
+            assert time.monotonic() - started >= 3
+            state = home.handler.merged_state()
+            assert state["Vehicle.Powertrain.CombustionEngine.Speed"] == 780
+            assert state["Vehicle.LowVoltageBattery.CurrentVoltage"] == 14.1
+            # one byte of 100/255 %: 62.7 % is sent as 160 and read back as 62.75
+            assert abs(state["Vehicle.Powertrain.FuelSystem.RelativeLevel"] - 62.7) < 100 / 255
+            assert state["Vehicle.OBD.Status.IsMILOn"] is True
+            assert [e["data"]["code"] for e in home.handler.events("dtc_appeared")] == ["P0420"]
+    finally:
+        ecu.stop()
+        ecu_bus.shutdown()
