@@ -256,6 +256,11 @@ class CarLink:
                     self.last_close_reason = str(err)
                     _LOGGER.info("link to %s failed: %s", url, err)
                     continue
+                except (aiohttp.ClientError, OSError, BridgeError) as err:
+                    # Lost during hello, or storage trouble: retry with backoff, never die.
+                    self.last_close_reason = f"link to {url} failed: {err!r}"
+                    _LOGGER.warning("%s", self.last_close_reason)
+                    continue
                 if established:
                     break
             if self._stop.is_set():

@@ -41,6 +41,7 @@ from cryptography import x509
 
 from bridge._session import (
     CLOSE_INCOMPATIBLE,
+    CLOSE_INTERNAL,
     CLOSE_PROTOCOL,
     CLOSE_REPLACED,
     CLOSE_SHUTDOWN,
@@ -319,6 +320,12 @@ class HubServer:
         self._active += 1
         try:
             await self._serve_car(peer, ws)
+        except (ConnectionError, OSError, BridgeError) as err:
+            # Lost during hello, or storage trouble on this side: end this link only.
+            _LOGGER.warning("link with %s failed: %r", vehicle_id, err)
+            if not ws.closed:
+                with contextlib.suppress(Exception):
+                    await ws.close(code=CLOSE_INTERNAL, message=b"hub error")
         finally:
             self._active -= 1
         return ws
