@@ -18,6 +18,8 @@ CONF_PROFILE: Final = "profile"
 CONF_AGENT_VERSION: Final = "agent_version"
 CONF_CODE: Final = "code"
 CONF_SIGNALS: Final = "signals"
+# Signals the car sent without declaring them in its hello (kept across hellos).
+CONF_SENT_SIGNALS: Final = "sent_signals"
 CONF_LISTEN_PORT: Final = "listen_port"
 CONF_EXTERNAL_URL: Final = "external_url"
 

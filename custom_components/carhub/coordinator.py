@@ -35,6 +35,7 @@ from .const import (
     CONF_MAKE,
     CONF_MODEL,
     CONF_PROFILE,
+    CONF_SENT_SIGNALS,
     CONF_SIGNALS,
     CONF_VIN,
     DOMAIN,
@@ -56,6 +57,14 @@ ENTITY_EVENT_KINDS = ("alert",)
 # A backlogged state message is flushed at the latest after this many seconds.
 BACKLOG_MAX_DELAY = 5.0
 HOME_ZONE = "zone.home"
+
+
+def _effective_signals(declared: dict[str, dict[str, Any]], sent: Any) -> dict[str, dict[str, Any]]:
+    """Hello-declared signals plus those the car sent without declaring them."""
+    implicit = parse_declared_signals(
+        {path: {} for path in sent if isinstance(path, str)} if isinstance(sent, list) else {}
+    )
+    return {**implicit, **declared}
 
 
 def signal_car_event(entry_id: str) -> str:
@@ -81,7 +90,12 @@ class CarHubCoordinator(DataUpdateCoordinator[VehicleState]):
         self.vehicle_id: str = entry.unique_id
         self.hub = hub
         self.device_id: str | None = None
-        self.data = VehicleState(declared=parse_declared_signals(entry.data.get(CONF_SIGNALS)))
+        self.data = VehicleState(
+            declared=_effective_signals(
+                parse_declared_signals(entry.data.get(CONF_SIGNALS)),
+                entry.data.get(CONF_SENT_SIGNALS),
+            )
+        )
         self.data.last_seen = hub.last_seen(self.vehicle_id)
         self._signal_listeners: list[Callable[[], None]] = []
         self._flush_unsub: CALLBACK_TYPE | None = None
@@ -185,6 +199,8 @@ class CarHubCoordinator(DataUpdateCoordinator[VehicleState]):
                 data[key] = value
         if isinstance(agent_version, str) and agent_version:
             data[CONF_AGENT_VERSION] = agent_version
+        if declared:
+            declared = _effective_signals(declared, data.get(CONF_SENT_SIGNALS))
         signals_changed = declared and declared != self.data.declared
         if data != dict(entry.data):
             self.hass.config_entries.async_update_entry(entry, data=data)
@@ -206,9 +222,12 @@ class CarHubCoordinator(DataUpdateCoordinator[VehicleState]):
             LOGGER.debug("%s: state without a signals map", self.config_entry.title)
             return
         location_changed = False
+        undeclared: list[str] = []
         for path, item in raw.items():
             if not isinstance(path, str) or not isinstance(item, Mapping):
                 continue
+            if path not in self.data.declared:
+                undeclared.append(path)
             ts = as_float(item.get("ts"))
             if ts is None or "value" not in item:
                 continue
@@ -219,8 +238,29 @@ class CarHubCoordinator(DataUpdateCoordinator[VehicleState]):
             self.data.signals[path] = SignalValue(value=item["value"], ts=ts)
             if path in (LATITUDE, LONGITUDE):
                 location_changed = True
+        if undeclared:
+            self._declare_sent_signals(undeclared)
         if location_changed:
             self._check_arrived_home()
+
+    def _declare_sent_signals(self, paths: list[str]) -> None:
+        """Signals the car sends without having declared them count as declared.
+
+        Their unit is the contract's default for the path. This keeps an agent
+        that adds a source (say GPS) outside its profile from losing entities.
+        """
+        added = parse_declared_signals({path: {} for path in paths})
+        if not added:
+            return
+        self.data.declared = {**self.data.declared, **added}
+        data = self.config_entry.data
+        sent = sorted({*data.get(CONF_SENT_SIGNALS, []), *added})
+        self.hass.config_entries.async_update_entry(
+            self.config_entry, data={**data, CONF_SENT_SIGNALS: sent}
+        )
+        LOGGER.debug("%s sent undeclared signals %s", self.config_entry.title, sorted(added))
+        for listener in list(self._signal_listeners):
+            listener()
 
     def _check_arrived_home(self) -> None:
         lat = as_float(self.data.value(LATITUDE))

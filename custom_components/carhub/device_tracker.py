@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
 from homeassistant.components.device_tracker.config_entry import TrackerEntity
 from homeassistant.components.device_tracker.const import SourceType
-from homeassistant.const import ATTR_GPS_ACCURACY, ATTR_LATITUDE, ATTR_LONGITUDE
+from homeassistant.const import ATTR_GPS_ACCURACY, ATTR_LATITUDE, ATTR_LONGITUDE, Platform
 from homeassistant.core import HomeAssistant, callback
 from homeassistant.helpers.entity import EntityDescription
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
@@ -12,13 +16,25 @@ from homeassistant.helpers.restore_state import RestoreEntity
 
 from . import signals as vss
 from .coordinator import CarHubCoordinator
-from .entity import CarHubEntity, declares
+from .entity import CarHubEntity, async_setup_dynamic_entities, declares
 from .models import CarHubConfigEntry, as_float
 
 PARALLEL_UPDATES = 0
 
-LOCATION = EntityDescription(key="location", translation_key="location", name=None)
-_exists = declares(vss.LATITUDE, vss.LONGITUDE)
+
+@dataclass(frozen=True, kw_only=True)
+class CarHubTrackerEntityDescription(EntityDescription):
+    """The car's position: exists when the car has latitude and longitude."""
+
+    exists_fn: Callable[[Mapping[str, Any]], bool]
+
+
+LOCATION = CarHubTrackerEntityDescription(
+    key="location",
+    translation_key="location",
+    name=None,
+    exists_fn=declares(vss.LATITUDE, vss.LONGITUDE),
+)
 
 
 async def async_setup_entry(
@@ -26,19 +42,10 @@ async def async_setup_entry(
     entry: CarHubConfigEntry,
     async_add_entities: AddConfigEntryEntitiesCallback,
 ) -> None:
-    """Create the tracker once the car declares a position."""
-    coordinator = entry.runtime_data.coordinator
-    added = False
-
-    @callback
-    def _sync() -> None:
-        nonlocal added
-        if not added and _exists(coordinator.data.declared):
-            added = True
-            async_add_entities([CarHubTracker(coordinator, LOCATION)])
-
-    _sync()
-    entry.async_on_unload(coordinator.async_add_signals_listener(_sync))
+    """Create the tracker once the car declares (or sends) a position."""
+    async_setup_dynamic_entities(
+        hass, entry, Platform.DEVICE_TRACKER, (LOCATION,), CarHubTracker, async_add_entities
+    )
 
 
 class CarHubTracker(CarHubEntity, TrackerEntity, RestoreEntity):
@@ -47,7 +54,9 @@ class CarHubTracker(CarHubEntity, TrackerEntity, RestoreEntity):
     _attr_source_type = SourceType.GPS
     _attr_name = None
 
-    def __init__(self, coordinator: CarHubCoordinator, description: EntityDescription) -> None:
+    def __init__(
+        self, coordinator: CarHubCoordinator, description: CarHubTrackerEntityDescription
+    ) -> None:
         """Create the tracker."""
         super().__init__(coordinator, description)
         self._attr_latitude = None

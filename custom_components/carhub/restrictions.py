@@ -12,9 +12,10 @@ matcher (``intent.async_match_targets``, exposure included). If any target is
 outside the car's allowed set the request is refused and nothing runs.
 Read-only intents (``HassGet*``) are not restricted: asking whether the garage
 door is open is harmless. Sentences of the owner's own automations (conversation
-triggers) are not restricted either: they run instead of an intent. A request the default agent does not understand has
-no known target; with the default agent it then fails anyway, with an LLM
-agent it is handed over and that agent is bounded by Assist exposure only.
+triggers) are not restricted either: they run instead of an intent. A request
+the default agent does not understand has no known target; with the default
+agent it then fails anyway, with an LLM agent it is handed over and that agent
+is bounded by Assist exposure only.
 """
 
 from __future__ import annotations

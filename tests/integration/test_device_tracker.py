@@ -19,7 +19,7 @@ from syrupy.assertion import SnapshotAssertion
 from bridge.protocol import MessageType
 from custom_components.carhub.const import EVENT_VEHICLE
 
-from .conftest import PEER, connect_car, hub, message, signals_body, unload_all
+from .conftest import PEER, SIGNALS, connect_car, hello, hub, message, signals_body, unload_all
 
 HOME = (52.3731, 4.8922)
 
@@ -95,4 +95,42 @@ async def test_tracker_restored(
     state = hass.states.get("device_tracker.volkswagen_golf")
     assert state.attributes["latitude"] == 48.1
     assert state.attributes["gps_accuracy"] == 12
+    await unload_all(hass)
+
+
+async def test_undeclared_position_creates_tracker(
+    hass: HomeAssistant, socket_enabled: None, mock_config_entry: MockConfigEntry, car_identity
+) -> None:
+    """A car that sends GPS without declaring it still gets its tracker, kept across hellos;
+    a car that stops declaring a signal it never sent loses that entity."""
+    signals = {k: v for k, v in SIGNALS.items() if not k.startswith("Vehicle.CurrentLocation")}
+    mock_config_entry.add_to_hass(hass)
+    hass.config_entries.async_update_entry(
+        mock_config_entry, data={**mock_config_entry.data, "signals": signals}
+    )
+    await hass.config_entries.async_setup(mock_config_entry.entry_id)
+    await hass.async_block_till_done()
+    carhub = hub(hass)
+    await carhub.on_connect(PEER, hello(signals))
+    await hass.async_block_till_done()
+    assert hass.states.get("device_tracker.volkswagen_golf") is None
+    await carhub.on_message(
+        PEER,
+        message(
+            MessageType.STATE,
+            signals_body(
+                {
+                    "Vehicle.CurrentLocation.Latitude": 48.1,
+                    "Vehicle.CurrentLocation.Longitude": 11.5,
+                }
+            ),
+        ),
+    )
+    await hass.async_block_till_done()
+    assert hass.states.get("device_tracker.volkswagen_golf").attributes["latitude"] == 48.1
+    assert "Vehicle.CurrentLocation.Latitude" in mock_config_entry.data["sent_signals"]
+    # The next hello again leaves the position out: the tracker stays.
+    await carhub.on_connect(PEER, hello(signals))
+    await hass.async_block_till_done()
+    assert hass.states.get("device_tracker.volkswagen_golf") is not None
     await unload_all(hass)
