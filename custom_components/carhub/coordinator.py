@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from homeassistant.components.zone import async_active_zone
@@ -57,6 +57,7 @@ ENTITY_EVENT_KINDS = ("alert",)
 # A backlogged state message is flushed at the latest after this many seconds.
 BACKLOG_MAX_DELAY = 5.0
 HOME_ZONE = "zone.home"
+LAST_SEEN_RESOLUTION = timedelta(minutes=1)
 
 
 def _effective_signals(declared: dict[str, dict[str, Any]], sent: Any) -> dict[str, dict[str, Any]]:
@@ -163,7 +164,7 @@ class CarHubCoordinator(DataUpdateCoordinator[VehicleState]):
 
     async def async_on_message(self, env: Envelope) -> None:
         """One durable message from the car, in order and exactly once."""
-        self._touch(update_store=False)
+        self._touch(force=False)
         backlog = time.time() - env.ts > BACKLOG_AGE.total_seconds()
         if env.type in (MessageType.STATE, MessageType.SNAPSHOT):
             self._apply_signals(env.body.get("signals"))
@@ -178,10 +179,17 @@ class CarHubCoordinator(DataUpdateCoordinator[VehicleState]):
             LOGGER.debug("%s: ignoring message type %s", self.config_entry.title, env.type)
 
     # -- helpers ---------------------------------------------------------------
-    def _touch(self, *, update_store: bool = True) -> None:
+    def _touch(self, *, force: bool = True) -> None:
+        """Record contact; while messages stream in, at most once a minute.
+
+        Connect and disconnect always record it; a timestamp that changed with
+        every message would only flood the recorder.
+        """
         now = dt_util.utcnow()
-        self.data.last_seen = now
-        self.hub.set_last_seen(self.vehicle_id, now, save=update_store)
+        last = self.data.last_seen
+        if force or last is None or now - last >= LAST_SEEN_RESOLUTION:
+            self.data.last_seen = now
+            self.hub.set_last_seen(self.vehicle_id, now)
 
     def _update_entry(
         self,

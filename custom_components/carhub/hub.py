@@ -285,11 +285,10 @@ class CarHub:
         ts = self._last_seen.get(vehicle_id)
         return None if ts is None else dt_util.utc_from_timestamp(ts)
 
-    def set_last_seen(self, vehicle_id: str, when: datetime, *, save: bool = True) -> None:
+    def set_last_seen(self, vehicle_id: str, when: datetime) -> None:
         """Record contact with the car; persisted lazily."""
         self._last_seen[vehicle_id] = when.timestamp()
-        if save:
-            self._last_seen_store.async_delay_save(lambda: self._last_seen, LAST_SEEN_SAVE_DELAY)
+        self._last_seen_store.async_delay_save(lambda: self._last_seen, LAST_SEEN_SAVE_DELAY)
 
 
 async def async_acquire_hub(hass: HomeAssistant, port: int, external_url: str | None) -> CarHub:

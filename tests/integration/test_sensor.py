@@ -195,3 +195,23 @@ async def test_round_trip_time(hass: HomeAssistant, init_integration: MockConfig
     await hub(hass).on_disconnect(PEER)
     await hass.async_block_till_done()
     assert hass.states.get(entity_id).state == "unknown"
+
+
+async def test_last_seen_resolution(hass: HomeAssistant, init_integration: MockConfigEntry) -> None:
+    """Last seen moves on connect, then at most once a minute while data streams in."""
+    entity_id = "sensor.volkswagen_golf_last_seen"
+    start = dt_util.parse_datetime("2025-04-01T12:00:00+00:00")
+    with patch("custom_components.carhub.coordinator.dt_util.utcnow", return_value=start):
+        await connect_car(hass)
+    assert hass.states.get(entity_id).state == "2025-04-01T12:00:00+00:00"
+    carhub = hub(hass)
+    for seconds, expected in ((30, "12:00:00"), (61, "12:01:01")):
+        with patch(
+            "custom_components.carhub.coordinator.dt_util.utcnow",
+            return_value=start + timedelta(seconds=seconds),
+        ):
+            await carhub.on_message(
+                PEER, message(MessageType.STATE, signals_body({"Vehicle.Speed": seconds}))
+            )
+            await hass.async_block_till_done()
+        assert hass.states.get(entity_id).state == f"2025-04-01T{expected}+00:00"
