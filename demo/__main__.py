@@ -65,6 +65,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="stop the live table after this many seconds (default: until Ctrl-C)",
     )
+    parser.add_argument(
+        "--report",
+        type=Path,
+        default=None,
+        help="also write every step's verdict to this JSON file",
+    )
     return parser
 
 
@@ -95,6 +101,7 @@ def main(argv: list[str] | None = None) -> int:
         loopback_only=args.check and not zeroconf,
         ha_port=args.port,
         table_seconds=args.table_seconds,
+        report=args.report,
     )
     work_dir.mkdir(parents=True, exist_ok=True)
     try:

@@ -15,6 +15,7 @@ class StepResult:
     """The outcome of one verified step."""
 
     number: int
+    key: str  # stable name of the step (for reports and tests)
     title: str
     passed: bool
     detail: str
@@ -28,11 +29,13 @@ class Console:
     results: list[StepResult] = field(default_factory=list)
     _step: int = 0
     _title: str = ""
+    _key: str = ""
 
-    def step(self, title: str) -> int:
+    def step(self, title: str, *, key: str) -> int:
         """Start the next numbered step."""
         self._step += 1
         self._title = title
+        self._key = key
         self.say(f"\n[{self._step}] {title}")
         return self._step
 
@@ -46,7 +49,7 @@ class Console:
 
     def verdict(self, passed: bool, detail: str) -> bool:
         """Record and print PASS/FAIL for the current step."""
-        self.results.append(StepResult(self._step, self._title, passed, detail))
+        self.results.append(StepResult(self._step, self._key, self._title, passed, detail))
         self.say(f"    {'PASS' if passed else 'FAIL'}: {detail}")
         return passed
 

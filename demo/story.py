@@ -16,12 +16,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import shutil
 import signal
 import sys
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -79,6 +80,7 @@ class DemoOptions:
     ha_port: int | None = None
     table_seconds: float | None = None  # None: until Ctrl-C
     crash_test: bool | None = None  # None: with --check only
+    report: Path | None = None  # JSON file with every step's verdict
 
 
 class StepFailedError(Exception):
@@ -143,9 +145,14 @@ class DemoStory:
         if not self.out.verdict(ok, detail):
             raise StepFailedError(detail)
 
+    def open_session(self) -> None:
+        """Create the HTTP session (run() does; callers driving single steps call it first)."""
+        if self._session is None:
+            self._session = aiohttp.ClientSession()
+
     async def run(self) -> int:
         """Run every step, then the live table (interactive) or the summary (check)."""
-        self._session = aiohttp.ClientSession()
+        self.open_session()
         try:
             try:
                 await self._steps()
@@ -161,6 +168,19 @@ class DemoStory:
             await self.shutdown()
         if self.opts.check or not self.out.all_passed:
             self.out.say("\nSummary:\n" + self.out.summary())
+        if self.opts.report is not None:
+            self.opts.report.write_text(
+                json.dumps(
+                    {
+                        "passed": self.out.all_passed,
+                        "steps": [asdict(r) for r in self.out.results],
+                        "notes": self.state.notes,
+                    },
+                    indent=2,
+                    ensure_ascii=False,
+                ),
+                encoding="utf-8",
+            )
         return 0 if self.out.all_passed else 1
 
     async def shutdown(self) -> None:
@@ -193,7 +213,9 @@ class DemoStory:
     # -- 1 -----------------------------------------------------------------------------
     async def step_config(self) -> None:
         """A throwaway configuration with the integration copied in as HACS would."""
-        self.out.step("Home Assistant configuration (integration installed as HACS would)")
+        self.out.step(
+            "Home Assistant configuration (integration installed as HACS would)", key="config"
+        )
         ha = HAInstance(self.opts.config_dir, port=self.opts.ha_port, say=self.out.detail)
         self.state.ha = ha
         await asyncio.to_thread(ha.prepare)
@@ -207,7 +229,10 @@ class DemoStory:
     # -- 2 -----------------------------------------------------------------------------
     async def step_start_home_assistant(self) -> None:
         """Start `hass`, onboard the owner, set up the demo home."""
-        self.out.step("Start Home Assistant, onboard the owner, expose the demo home to Assist")
+        self.out.step(
+            "Start Home Assistant, onboard the owner, expose the demo home to Assist",
+            key="home_assistant",
+        )
         started = time.monotonic()
         await self.ha.start(self.session)
         creds = await self.ha.onboard(self.session)
@@ -240,7 +265,7 @@ class DemoStory:
     # -- 3 -----------------------------------------------------------------------------
     async def step_pairing_window(self) -> PairingWindow:
         """`vehicle-agent pair`: the car shows a one-time code and waits."""
-        self.out.step("The car opens its pairing window and shows a code")
+        self.out.step("The car opens its pairing window and shows a code", key="pairing_window")
         layout = AgentLayout(root=self.opts.work_dir / "car")
         if layout.root.exists():
             await asyncio.to_thread(_rmtree, layout.root)
@@ -269,7 +294,9 @@ class DemoStory:
     # -- 4 -----------------------------------------------------------------------------
     async def step_pair(self, window: PairingWindow) -> None:
         """Type the code into Home Assistant's config flow (discovered card, or manual)."""
-        self.out.step("Add the car in Home Assistant with that code (config-flow REST API)")
+        self.out.step(
+            "Add the car in Home Assistant with that code (config-flow REST API)", key="pairing"
+        )
         ws = await self.ha.websocket(self.session)
         try:
             outcome = await pair_via_config_flow(
@@ -286,6 +313,7 @@ class DemoStory:
         finally:
             await ws.close()
         self.out.detail(f"path: {outcome.path}; steps: {' -> '.join(outcome.steps)}")
+        self.state.notes["pairing_path"] = outcome.path
         assert self.state.pairing is not None
         code = await self.state.pairing.wait(30)
         entries = await self.api.get("/api/config/config_entries/entry")
@@ -300,7 +328,9 @@ class DemoStory:
     # -- 5 -----------------------------------------------------------------------------
     async def step_start_car(self) -> None:
         """`vehicle-agent run`: replay the CAN log and GPS track; the entities fill in."""
-        self.out.step(f"The car drives: replaying {CAN_LOG.name} (looping) with a GPS track")
+        self.out.step(
+            f"The car drives: replaying {CAN_LOG.name} (looping) with a GPS track", key="entities"
+        )
         assert self.state.layout is not None and self.state.agent_opts is not None
         proc = agent_process(self.state.layout, self.state.agent_opts)
         self.state.agent = proc
@@ -334,6 +364,8 @@ class DemoStory:
         finally:
             await ws.close()
         self.out.detail(f"dashboard: {self.ha.url}{dashboard}")
+        self.state.notes["entities_checked"] = len(wanted)
+        self.state.notes["entity_mismatches"] = mismatches
         self._require(
             bool(wanted) and not mismatches,
             f"{len(wanted) - len(mismatches)}/{len(wanted)} entities show values decoded from "
@@ -342,7 +374,9 @@ class DemoStory:
 
     async def step_location(self) -> None:
         """The GPS track reaches Home Assistant's device tracker."""
-        self.out.step("The car on the map: its device tracker follows the GPS track")
+        self.out.step(
+            "The car on the map: its device tracker follows the GPS track", key="location"
+        )
         assert self.state.car is not None
         located = await self._check_location(self.state.car)
         self.out.verdict(
@@ -409,7 +443,10 @@ class DemoStory:
     # -- 6 -----------------------------------------------------------------------------
     async def step_voice(self, command: VoiceCommand, model: Path | None) -> None:
         """Speak a command into the car; the light at home turns on; the car answers."""
-        self.out.step(f"Voice in the car ({command.language}): “{command.text}”")
+        self.out.step(
+            f"Voice in the car ({command.language}): “{command.text}”",
+            key=f"voice_{command.language}",
+        )
         if model is None:
             self.out.verdict(False, f"no vosk model for {command.language!r}")
             return
@@ -447,6 +484,7 @@ class DemoStory:
             self.out.detail(f"the car heard: {heard.get('text', heard)}")
         self.out.detail(f"{command.entity_id} is now {state} ({took:.1f} s after the recording)")
         self.out.detail(f"the car says: “{reply.get('text') if reply else '(nothing)'}”")
+        self.state.notes[f"voice_{command.language}_seconds"] = round(took, 2)
         # Not a prerequisite of later steps: a failure here is reported, the story goes on.
         self.state.notes["voice_ok"] = self.out.verdict(
             state == command.expected_state and reply is not None,
@@ -479,7 +517,9 @@ class DemoStory:
     # -- 7 -----------------------------------------------------------------------------
     async def step_notify(self) -> None:
         """Home Assistant's carhub.notify_vehicle action reaches the car."""
-        self.out.step("Home Assistant notifies the car (action carhub.notify_vehicle)")
+        self.out.step(
+            "Home Assistant notifies the car (action carhub.notify_vehicle)", key="notify"
+        )
         assert self.state.car is not None and self.state.layout is not None
         sent_at = time.time()
         await self.api.call_service(
@@ -494,6 +534,7 @@ class DemoStory:
             after=sent_at - 1,
         )
         took = (float(entry["t"]) - sent_at) if entry else None
+        self.state.notes["notify_ms"] = None if took is None else round(took * 1000, 1)
         self._require(
             entry is not None,
             f"the car shows “{NOTIFY_MESSAGE}”"
@@ -513,7 +554,10 @@ class DemoStory:
         commands of the killed process must arrive exactly once, and every
         notification exactly once, in order.
         """
-        self.out.step("Crash: the agent is killed with SIGKILL and restarted; nothing is lost")
+        self.out.step(
+            "Crash: the agent is killed with SIGKILL and restarted; nothing is lost",
+            key="crash_restart",
+        )
         st = self.state
         assert st.agent is not None and st.layout is not None and st.entry_id is not None
         assert st.car is not None and st.agent_opts is not None
@@ -589,6 +633,12 @@ class DemoStory:
         self.out.detail(f"trip_start events of the killed process received: {offline_trips}")
         self.out.detail(f"notifications received after the restart: {len(got)} {got}")
         lights_ok = all(v == "on" for v in shown.values())
+        self.state.notes["crash"] = {
+            "offline_trip_events": offline_trips,
+            "offline_commands_heard": heard,
+            "lights": shown,
+            "notifications": got,
+        }
         ok = (
             link
             and tripped is not None
