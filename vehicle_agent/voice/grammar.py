@@ -1,0 +1,161 @@
+"""The recognition grammar: template sentences rewritten into the model's vocabulary.
+
+vosk silently drops grammar words it does not know, which turns "거실 불 꺼줘"
+(turn the light off) into "거실 불" - a different request. So every phrase is
+checked word by word at build time: digits become number words, unknown words
+are split into known pieces ("꺼줘" -> "꺼 줘", which sounds the same), and a
+phrase that still has an unknown word is left out and logged.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+from unicode_rbnf import RbnfEngine
+
+from vehicle_agent.voice.errors import GrammarError
+from vehicle_agent.voice.intents import SentenceSet
+from vehicle_agent.voice.matcher import Phrase
+
+_LOGGER = logging.getLogger(__name__)
+
+_PUNCT = re.compile(r"[^\w\s%'-]")
+_NUMBER = re.compile(r"\d+")
+_RBNF_LANG = {"zh": "zh", "ko": "ko", "en": "en"}
+_PERCENT_WORD = {"en": "percent", "ko": "퍼센트", "zh": "百分之"}
+
+KnowsWord = Callable[[str], bool]
+
+
+@dataclass(kw_only=True)
+class Grammar:
+    """Phrases ready for vosk, and what the vocabulary check did."""
+
+    phrases: list[Phrase]
+    rewritten: dict[str, str] = field(default_factory=dict)  # word -> pieces
+    dropped: list[str] = field(default_factory=list)  # sentences with unknown words
+
+    @property
+    def spoken(self) -> list[str]:
+        """The phrase list for vosk."""
+        return sorted({p.spoken for p in self.phrases})
+
+
+class VocabularyChecker:
+    """Rewrites text into words a model knows (see the module docstring)."""
+
+    def __init__(self, knows: KnowsWord, language: str, *, lowercase: bool = True) -> None:
+        self._knows = knows
+        self.language = language
+        self._lowercase = lowercase
+        self.rewritten: dict[str, str] = {}
+
+    def words(self, text: str) -> list[str] | None:
+        """Known words for *text*, or None if some word cannot be expressed."""
+        text = _numbers_to_words(text.replace("%", " %"), self.language)
+        text = text.replace("%", f" {_PERCENT_WORD.get(self.language, 'percent')} ")
+        text = _PUNCT.sub(" ", text)
+        if self._lowercase:
+            text = text.lower()
+        out: list[str] = []
+        for word in text.split():
+            if self._knows(word):
+                out.append(word)
+                continue
+            pieces = self._split(word)
+            if pieces is None:
+                return None
+            if word not in self.rewritten:
+                self.rewritten[word] = " ".join(pieces)
+                _LOGGER.info("grammar: %r is not in the model; using %r", word, " ".join(pieces))
+            out.extend(pieces)
+        return out
+
+    def _split(self, word: str) -> list[str] | None:
+        """Fewest known pieces that spell *word* (ties: longest first piece)."""
+        n = len(word)
+        best: list[list[str] | None] = [None] * (n + 1)
+        best[n] = []
+        for start in range(n - 1, -1, -1):
+            for end in range(n, start, -1):
+                rest = best[end]
+                piece = word[start:end]
+                if rest is None or not self._knows(piece):
+                    continue
+                candidate = [piece, *rest]
+                current = best[start]
+                if current is None or len(candidate) < len(current):
+                    best[start] = candidate
+        return best[0]
+
+
+def build_grammar(
+    sentences: SentenceSet,
+    knows: KnowsWord,
+    *,
+    extra: Iterable[tuple[str, str]] = (),
+    max_phrases: int = 4000,
+) -> Grammar:
+    """Expand the templates (with the home's names) into checked phrases.
+
+    *extra* adds ``(key, text)`` phrases that are not intents (wake phrase,
+    fillers). Each phrase's key is its intent and slots as hassil reads the
+    original sentence, so different wordings of one request share a key.
+    """
+    checker = VocabularyChecker(knows, sentences.language)
+    phrases: list[Phrase] = []
+    dropped: list[str] = []
+    seen: set[str] = set()
+    items: list[tuple[str | None, str]] = [(None, text) for _, text in sentences.sample()]
+    items += [(key, text) for key, text in extra]
+    for key, text in items:
+        text = " ".join(text.split())
+        words = checker.words(text)
+        if words is None or not words:
+            dropped.append(text)
+            continue
+        spoken = " ".join(words)
+        if spoken in seen:
+            continue
+        if key is None:
+            match = sentences.recognize(text)
+            if match is None:  # a template hassil cannot read back: skip it
+                dropped.append(text)
+                continue
+            key = match.key
+        seen.add(spoken)
+        phrases.append(Phrase(spoken=spoken, text=text, key=key))
+        if len(phrases) >= max_phrases:
+            _LOGGER.warning("grammar capped at %d phrases", max_phrases)
+            break
+    for text in dropped:
+        _LOGGER.warning("grammar: left out %r (words missing from the model)", text)
+    if not phrases:
+        raise GrammarError("no sentence survived the vocabulary check")
+    return Grammar(phrases=phrases, rewritten=dict(checker.rewritten), dropped=dropped)
+
+
+def _numbers_to_words(text: str, language: str) -> str:
+    engine = _rbnf(_RBNF_LANG.get(language, "en"))
+    if engine is None:
+        return text
+
+    def spell(m: re.Match[str]) -> str:
+        try:
+            return f" {engine.format_number(int(m.group())).text} "
+        except Exception:  # a number rbnf cannot spell: keep the digits (checked later)
+            return m.group()
+
+    return _NUMBER.sub(spell, text)
+
+
+@lru_cache(maxsize=4)
+def _rbnf(language: str) -> RbnfEngine | None:
+    try:
+        return RbnfEngine.for_language(language)
+    except Exception:  # no rules for this language
+        return None

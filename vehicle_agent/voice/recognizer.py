@@ -1,0 +1,140 @@
+"""Streaming vosk decoding, off the event loop.
+
+A :class:`GrammarDecoder` runs several grammar-constrained vosk recognizers
+side by side on speed-perturbed copies of the same audio (factors 1.0, 1.1,
+1.2, 1.3 by default). Each pass returns an n-best list; the
+:class:`~vehicle_agent.voice.matcher.PhraseMatcher` combines them. Speed
+perturbation is the standard trick to make an acoustic model robust to voices
+it was not trained on; here it runs at recognition time, because passes that
+hear the speech slightly faster and higher err differently from the plain one.
+
+All vosk calls of one decoder go through one worker thread (``executor``):
+recognizers are not thread-safe and must never block the asyncio loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Sequence
+from concurrent.futures import Executor, ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+from vehicle_agent.voice.audio import SAMPLE_RATE, StreamResampler
+from vehicle_agent.voice.model import VoiceModel, _vosk
+
+_LOGGER = logging.getLogger(__name__)
+
+DEFAULT_SPEEDS: tuple[float, ...] = (1.0, 1.1, 1.2, 1.3)
+
+
+@dataclass(frozen=True, kw_only=True)
+class FreeFormResult:
+    """Unconstrained recognition: text and the mean word confidence."""
+
+    text: str
+    confidence: float
+
+
+class _Pass:
+    """One recognizer fed with audio played at one speed."""
+
+    def __init__(self, recognizer: Any, speed: float) -> None:
+        self.recognizer = recognizer
+        self.resampler = StreamResampler(speed) if speed != 1.0 else None
+        self.speed = speed
+
+    def accept(self, pcm: bytes) -> None:
+        data = self.resampler.process(pcm) if self.resampler is not None else pcm
+        if data:
+            self.recognizer.AcceptWaveform(data)
+
+    def finish(self) -> list[str]:
+        result = json.loads(self.recognizer.FinalResult())
+        if self.resampler is not None:  # fresh interpolation state for the next utterance
+            self.resampler = StreamResampler(self.speed)
+        alternatives = result.get("alternatives")
+        if alternatives is None:
+            return [str(result.get("text", ""))]
+        return [str(a.get("text", "")).strip() for a in alternatives]
+
+
+class GrammarDecoder:
+    """Grammar-mode vosk passes for one phrase list; reusable across utterances.
+
+    The blocking methods (``accept_blocking``...) are for threads and tests;
+    asyncio code uses :meth:`accept` / :meth:`finish`, which run them in the
+    decoder's single worker thread.
+    """
+
+    def __init__(
+        self,
+        model: VoiceModel,
+        phrases: Sequence[str],
+        *,
+        speeds: Sequence[float] = DEFAULT_SPEEDS,
+        n_best: int = 5,
+        executor: Executor | None = None,
+    ) -> None:
+        vosk = _vosk()
+        grammar = json.dumps(sorted(set(phrases)), ensure_ascii=False)
+        self._passes = []
+        for speed in speeds:
+            rec = vosk.KaldiRecognizer(model.raw, SAMPLE_RATE, grammar)
+            rec.SetMaxAlternatives(n_best)
+            self._passes.append(_Pass(rec, speed))
+        self._own_executor = executor is None
+        self._executor = executor or ThreadPoolExecutor(1, thread_name_prefix="vosk")
+
+    def accept_blocking(self, pcm: bytes) -> None:
+        """Feed audio to every pass (blocking)."""
+        for p in self._passes:
+            p.accept(pcm)
+
+    def finish_blocking(self) -> list[list[str]]:
+        """End the utterance: the n-best texts of each pass; ready for the next one."""
+        return [p.finish() for p in self._passes]
+
+    def decode_blocking(self, pcm: bytes, chunk: int = 8000) -> list[list[str]]:
+        """Decode a whole utterance at once (blocking)."""
+        for start in range(0, len(pcm), chunk):
+            self.accept_blocking(pcm[start : start + chunk])
+        return self.finish_blocking()
+
+    async def accept(self, pcm: bytes) -> None:
+        """Feed audio in the worker thread."""
+        await asyncio.get_running_loop().run_in_executor(self._executor, self.accept_blocking, pcm)
+
+    async def finish(self) -> list[list[str]]:
+        """End the utterance in the worker thread."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, self.finish_blocking)
+
+    def close(self) -> None:
+        """Stop the worker thread if this decoder created it."""
+        if self._own_executor:
+            self._executor.shutdown(wait=False)
+
+
+class FreeFormDecoder:
+    """Unconstrained large-vocabulary recognition (for requests handed to an LLM at home).
+
+    Slow on small devices (the full language model graph), so it runs only when
+    the grammar rejected an utterance and free-form fallback is enabled.
+    """
+
+    def __init__(self, model: VoiceModel) -> None:
+        self._model = model
+
+    def decode_blocking(self, pcm: bytes, chunk: int = 8000) -> FreeFormResult:
+        """Recognise a whole utterance (blocking)."""
+        rec = _vosk().KaldiRecognizer(self._model.raw, SAMPLE_RATE)
+        rec.SetWords(True)
+        for start in range(0, len(pcm), chunk):
+            rec.AcceptWaveform(pcm[start : start + chunk])
+        result = json.loads(rec.FinalResult())
+        words = result.get("result") or []
+        conf = sum(float(w.get("conf", 0.0)) for w in words) / len(words) if words else 0.0
+        return FreeFormResult(text=str(result.get("text", "")).strip(), confidence=conf)
