@@ -279,3 +279,24 @@ async def test_owner_sentence_trigger_not_restricted(
     await ask(hass, "open the garage door")
     assert len(calls) == 1
     assert replies(sent)[0]["success"] is True
+
+
+async def test_korean_request(
+    hass: HomeAssistant, init_integration: MockConfigEntry, sent: AsyncMock
+) -> None:
+    """A request in the car's language (Korean, as the demo's vosk model) is carried out."""
+    living = ar.async_get(hass).async_create("거실")
+    entry = er.async_get(hass).async_get_or_create(
+        "light", "test", "living", suggested_object_id="living_room_light", original_name="조명"
+    )
+    er.async_get(hass).async_update_entity(entry.entity_id, area_id=living.id)
+    hass.states.async_set(entry.entity_id, "off", {"friendly_name": "조명"})
+    calls = async_mock_service(hass, "light", "turn_on")
+    env = message(
+        MessageType.VOICE_REQUEST, {"request_id": "ko-1", "text": "거실 조명 켜", "language": "ko"}
+    )
+    await hub(hass).on_message(PEER, env)
+    await hass.async_block_till_done(wait_background_tasks=True)
+    assert [c.data["entity_id"] for c in calls] == [[entry.entity_id]]
+    [reply] = replies(sent)
+    assert reply["success"] is True
