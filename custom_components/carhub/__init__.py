@@ -89,11 +89,13 @@ async def async_setup_entry(hass: HomeAssistant, entry: CarHubConfigEntry) -> bo
     entry.runtime_data = CarHubRuntimeData(hub=hub, coordinator=coordinator)
     hub.async_register(coordinator)
     coordinator.async_start()
-    if hub.connected(vehicle_id):
-        # Reloaded while the car stayed connected: its link is still live.
-        coordinator.data.connected = True
 
     await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
+    if hub.connected(vehicle_id):
+        # Loaded (or reloaded) while the car stayed connected to the shared
+        # listener: what it sent meanwhile was not ours to keep, so ask it for
+        # everything it knows.
+        await coordinator.async_on_link_resumed()
     async_setup_health_checks(hass, entry)
     return True
 

@@ -26,11 +26,13 @@ from homeassistant.helpers.event import async_call_later, async_track_time_inter
 from homeassistant.helpers.update_coordinator import DataUpdateCoordinator
 from homeassistant.util import dt as dt_util
 
+from bridge.errors import BridgeError
 from bridge.protocol import Envelope, MessageType
 
 from .const import (
     BACKLOG_AGE,
     BACKLOG_FLUSH_DELAY,
+    COMMAND_TTL,
     CONF_AGENT_VERSION,
     CONF_MAKE,
     CONF_MODEL,
@@ -152,6 +154,23 @@ class CarHubCoordinator(DataUpdateCoordinator[VehicleState]):
         LOGGER.info("%s connected", self.config_entry.title)
         self._publish()
         await self.hub.async_send_vocabulary(self.vehicle_id)
+
+    async def async_on_link_resumed(self) -> None:
+        """The entry loaded while the car's link was already up: refresh everything."""
+        self.data.connected = True
+        self._publish()
+        try:
+            await self.hub.async_send(
+                self.vehicle_id,
+                MessageType.COMMAND,
+                {
+                    "command": "snapshot",
+                    "args": {},
+                    "expires_at": time.time() + COMMAND_TTL.total_seconds(),
+                },
+            )
+        except BridgeError as err:
+            LOGGER.warning("Cannot ask %s for a snapshot: %s", self.config_entry.title, err)
 
     async def async_on_disconnect(self) -> None:
         """The car's link closed: entities keep their values, ``connected`` turns off."""

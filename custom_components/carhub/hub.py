@@ -224,7 +224,12 @@ class CarHub:
         """A car with a valid certificate said hello."""
         coordinator = self._coordinators.get(peer.vehicle_id)
         if coordinator is None:
-            # A certificate from this CA but no loaded entry: close the link once
+            if self.hass.config_entries.async_entry_for_domain_unique_id(DOMAIN, peer.vehicle_id):
+                # Its entry is not loaded (disabled, retrying, reloading): keep
+                # the link; the entry asks for a snapshot when it loads.
+                LOGGER.debug("Car %s connected while its entry is not loaded", peer.vehicle_id)
+                return
+            # A certificate from this CA but no entry at all: close the link once
             # it runs (closing from inside on_connect would wait for ourselves).
             LOGGER.warning("Closing the link of unknown car %s", peer.vehicle_id)
             self.hass.async_create_background_task(

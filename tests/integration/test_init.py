@@ -16,7 +16,7 @@ from bridge.protocol import MessageType
 from bridge.server import PeerInfo
 from custom_components.carhub import async_remove_config_entry_device
 from custom_components.carhub.const import CONF_LISTEN_PORT, DOMAIN
-from custom_components.carhub.hub import DATA_HUB, storage_dir
+from custom_components.carhub.hub import DATA_HUB, CarHub, storage_dir
 
 from .conftest import (
     PEER,
@@ -239,3 +239,36 @@ async def test_manual_device_removal(
     )
     assert not await async_remove_config_entry_device(hass, init_integration, car)
     assert await async_remove_config_entry_device(hass, init_integration, stale)
+
+
+async def test_reload_while_car_connected_requests_snapshot(
+    hass: HomeAssistant, init_integration: MockConfigEntry, config_dir
+) -> None:
+    """With the listener kept up by another car, reloading one car keeps its link,
+    shows it connected and asks it for a snapshot; a car with an unloaded entry is not
+    disconnected."""
+    await hass.async_add_executor_job(
+        issue_car_certificate, storage_dir(hass), config_dir / "zoe", "zoe-7"
+    )
+    second = MockConfigEntry(
+        domain=DOMAIN, unique_id="zoe-7", title="Renault Zoe", data=entry_data()
+    )
+    second.add_to_hass(hass)
+    await hass.config_entries.async_setup(second.entry_id)
+    await hass.async_block_till_done()
+    carhub = hub(hass)
+    await hass.config_entries.async_unload(init_integration.entry_id)
+    await hass.async_block_till_done()
+    with patch.object(carhub, "async_disconnect") as disconnect:
+        await carhub.on_connect(PEER, hello())
+        await hass.async_block_till_done(wait_background_tasks=True)
+    disconnect.assert_not_called()
+    with (
+        patch.object(carhub, "connected", return_value=True),
+        patch.object(CarHub, "async_send", autospec=True, return_value=1) as send,
+    ):
+        await hass.config_entries.async_setup(init_integration.entry_id)
+        await hass.async_block_till_done()
+        assert hass.states.get("binary_sensor.volkswagen_golf_connected").state == "on"
+    commands = [c.args[3] for c in send.call_args_list if c.args[2] == MessageType.COMMAND]
+    assert [c["command"] for c in commands] == ["snapshot"]
