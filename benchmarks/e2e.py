@@ -11,8 +11,8 @@ bus through python-can's ``socketcand`` interface. This script is that
 socketcand server: it plays the powertrain bus (can0) of
 ../shared/data/can/rav4_highway_60s.log at its recorded pace, so the agent
 decodes a real bus load, but replaces the payload of every SPEED frame with
-a speed it controls. Every ``--step-s`` seconds the speed jumps to a new
-value (far outside the deadband); the time the first frame carrying it is
+a speed it controls. Every ``--step-s`` (+ a random 0-0.5) seconds the speed
+jumps to a new value (far outside the deadband); the time the first frame carrying it is
 written to the agent's socket is "frame enters the agent". Home Assistant's
 ``state_changed`` event for the speed sensor carries ``last_updated``, the
 time Home Assistant applied the new state: the difference is the latency.
@@ -31,10 +31,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import bisect
 import contextlib
 import json
 import os
 import platform
+import random
 import statistics
 import sys
 import time
@@ -85,18 +87,36 @@ def summary(latencies_ms: list[float]) -> dict[str, Any]:
 
 @dataclass
 class SpeedPlan:
-    """The controlled speed: which value is on the bus, and when each value first went out."""
+    """The controlled speed: which value is on the bus, and when each value first went out.
+
+    Each value holds for ``step_s`` plus a random 0..0.5 s (fixed seed): steps
+    at a constant period would stay in phase with the agent's 0.5 s send loop
+    and measure one point of it instead of its whole spread.
+    """
 
     step_s: float
     values: list[float]
     first_sent: dict[float, float] = field(default_factory=dict)
     started: float | None = None
+    bounds: list[float] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        rng = random.Random(20241121)
+        total = 0.0
+        for _ in self.values:
+            total += self.step_s + rng.uniform(0.0, 0.5)
+            self.bounds.append(total)
+
+    @property
+    def duration(self) -> float:
+        """Seconds from the first step to the end of the last."""
+        return self.bounds[-1] if self.bounds else 0.0
 
     def current(self, now: float) -> float | None:
         """The value to put on the bus now (None before start or after the last step)."""
         if self.started is None:
             return None
-        index = int((now - self.started) / self.step_s)
+        index = bisect.bisect_right(self.bounds, now - self.started)
         return self.values[index] if index < len(self.values) else None
 
 
@@ -225,7 +245,7 @@ async def measure_can(
         events = await ws.subscribe_events("state_changed")
         server.plan = plan
         plan.started = time.time()
-        deadline = plan.started + steps * step_s + 10
+        deadline = plan.started + plan.duration + 10
         while time.time() < deadline and len(seen) < steps:
             try:
                 event = await asyncio.wait_for(events.get(), max(0.1, deadline - time.time()))
