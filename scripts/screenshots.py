@@ -264,7 +264,7 @@ async def _main(args: argparse.Namespace) -> int:
     async def after_steps(story: DemoStory) -> None:
         creds = story.ha.credentials
         assert creds is not None
-        story.out.step("Screenshots of Home Assistant's UI (headless Chromium)")
+        story.out.step("Screenshots of Home Assistant's UI (headless Chromium)", key="screenshots")
         saved = await shoot(creds.url, creds.token, out_dir, story.session)
         story.out.verdict(len(saved) == 2, f"{len(saved)} screenshots in {out_dir}")
 
