@@ -52,6 +52,7 @@ async def async_get_config_entry_diagnostics(
                 "last_seen": state.last_seen.isoformat() if state.last_seen else None,
                 "round_trip_ms": state.rtt_ms,
                 "listen_port": runtime.hub.listen_port,
+                "duplicates_dropped": runtime.hub.duplicates,
                 "certificate_expiry": expiry.isoformat() if expiry else None,
             },
             "signals": {

@@ -249,6 +249,11 @@ class CarHub:
         if (coordinator := self._coordinators.get(peer.vehicle_id)) is not None:
             await coordinator.async_on_disconnect()
 
+    @property
+    def duplicates(self) -> int | None:
+        """Resent messages the listener dropped as duplicates (diagnostics)."""
+        return None if self._server is None else self._server.duplicates
+
     # -- link operations ----------------------------------------------------------------
     def connected(self, vehicle_id: str) -> bool:
         """Whether the car has a live link now."""

@@ -27,3 +27,4 @@ async def test_diagnostics_redacted(hass: HomeAssistant, init_integration: MockC
     assert diag["signals"]["Vehicle.Speed"]["value"] == 42.5
     assert diag["link"]["connected"] is True
     assert diag["link"]["certificate_expiry"] is not None
+    assert diag["link"]["duplicates_dropped"] == 0
