@@ -56,7 +56,7 @@ class StreamResampler:
 
     def process(self, pcm: bytes) -> bytes:
         """Resample one chunk; returns as many output samples as the input allows."""
-        x = np.frombuffer(pcm, dtype=np.int16).astype(np.float32)
+        x: FloatArray = np.frombuffer(pcm, dtype=np.int16).astype(np.float32)
         if self._fir is not None:
             x = self._filter(x)
         buf = np.concatenate([self._tail, x]) if self._tail.size else x
@@ -90,11 +90,13 @@ def _lowpass(cutoff: float, taps: int = 31) -> FloatArray:
     """Windowed-sinc low-pass FIR; *cutoff* as a fraction of the Nyquist frequency."""
     n = np.arange(taps) - (taps - 1) / 2
     h = cutoff * np.sinc(cutoff * n) * np.hamming(taps)
-    return (h / h.sum()).astype(np.float32)
+    out: FloatArray = (h / h.sum()).astype(np.float32)
+    return out
 
 
 def _to_int16(x: npt.NDArray[Any]) -> Int16Array:
-    return np.clip(np.round(x), -32768, 32767).astype(np.int16)
+    out: Int16Array = np.clip(np.round(x), -32768, 32767).astype(np.int16)
+    return out
 
 
 def resample(pcm: bytes, src_rate: int, dst_rate: int = SAMPLE_RATE) -> bytes:
@@ -118,7 +120,7 @@ def read_wav(path: Path) -> bytes:
 def pcm_to_mono16k(raw: bytes, *, channels: int, sample_width: int, rate: int) -> bytes:
     """Convert interleaved PCM (8/16/32-bit) to 16 kHz mono int16."""
     if sample_width == 2:
-        data = np.frombuffer(raw, dtype="<i2").astype(np.float32)
+        data: npt.NDArray[np.floating[Any]] = np.frombuffer(raw, dtype="<i2").astype(np.float32)
     elif sample_width == 1:  # WAV 8-bit is unsigned
         data = (np.frombuffer(raw, dtype=np.uint8).astype(np.float32) - 128.0) * 256.0
     elif sample_width == 4:
@@ -196,7 +198,7 @@ class MicrophoneSource:
         self._queue_frames = queue_frames
 
     @staticmethod
-    def _sounddevice() -> Any:
+    def _sounddevice() -> Any:  # noqa: ANN401 (untyped optional module)
         try:
             return importlib.import_module("sounddevice")
         except (ImportError, OSError) as exc:  # OSError: PortAudio library missing
@@ -205,7 +207,7 @@ class MicrophoneSource:
                 "pip install 'carhub[mic]' (or feed WAV files / a PCM stream instead)"
             ) from exc
 
-    def _pick_rate(self, sd: Any) -> int:
+    def _pick_rate(self, sd: Any) -> int:  # noqa: ANN401
         try:
             sd.check_input_settings(
                 device=self._device, samplerate=SAMPLE_RATE, channels=1, dtype="int16"
@@ -230,7 +232,7 @@ class MicrophoneSource:
             with contextlib.suppress(asyncio.QueueFull):  # drop audio rather than block
                 queue.put_nowait(data)
 
-        def callback(indata: Any, frames: int, time_info: Any, status: Any) -> None:
+        def callback(indata: bytes, frames: int, time_info: object, status: object) -> None:
             loop.call_soon_threadsafe(put, bytes(indata))
 
         stream = sd.RawInputStream(

@@ -68,7 +68,7 @@ class SentenceSet:
         for path in files:
             try:
                 with path.open(encoding="utf-8") as fh:
-                    merge_dict(merged, yaml.safe_load(fh) or {})
+                    merge_dict(merged, yaml.safe_load(fh) or {})  # type: ignore[no-untyped-call]
             except (OSError, yaml.YAMLError) as exc:
                 raise GrammarError(f"cannot read {path}: {exc}") from exc
         try:
@@ -85,7 +85,7 @@ class SentenceSet:
         """Every intent the templates define."""
         return sorted(self._intents.intents)
 
-    def set_vocabulary(self, entities: Sequence[str], areas: Sequence[str]) -> None:
+    def set_vocabulary(self, entities: Sequence[object], areas: Sequence[object]) -> None:
         """Use the home's exposed entity and area names for ``{name}`` / ``{area}``."""
         self.entities = _clean_names(entities)
         self.areas = _clean_names(areas)
@@ -116,14 +116,14 @@ class SentenceSet:
             yield intent, text
 
 
-def _plain(value: Any) -> Any:
+def _plain(value: object) -> object:
     # hassil gives 50.0 for "50" but 50 for "오십": one meaning, one value.
     if isinstance(value, float) and value.is_integer():
         return int(value)
     return value
 
 
-def _clean_names(names: Iterable[str]) -> list[str]:
+def _clean_names(names: Iterable[object]) -> list[str]:
     out: list[str] = []
     for name in names:
         if not isinstance(name, str):

@@ -54,9 +54,9 @@ class MatchConfig:
     """Decision thresholds (distances are edits per unit of the phrase)."""
 
     n_best: int = 5
-    max_distance: float = 0.34
-    min_margin: float = 0.04
-    min_agree: int = 2  # decoding passes whose own best phrase has the winning key
+    max_distance: float = 0.45
+    min_margin: float = 0.02
+    min_agree: int = 3  # decoding passes whose own best phrase has the winning key
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -122,7 +122,7 @@ class PhraseMatcher:
             # Insertions chain along the row: d[j] = min_k (q[k] + j - k), a running minimum.
             new = np.minimum.accumulate(new - cols, axis=1) + cols
             row = new
-        dist = row[np.arange(n_phrases), self._lengths] / self._lengths
+        dist: npt.NDArray[np.float64] = row[np.arange(n_phrases), self._lengths] / self._lengths
         if len(self._cache) > 4096:
             self._cache.clear()
         self._cache[hypothesis] = dist
@@ -134,8 +134,15 @@ class PhraseMatcher:
         passes = [[h for h in p[: cfg.n_best]] for p in passes if p]
         flat = tuple(h for p in passes for h in p)
         if not passes or not any(h.strip() for h in flat):
-            return Match(phrase=None, accepted=False, distance=1.0, margin=0.0, agree=0,
-                         reason="nothing recognised", hypotheses=flat)
+            return Match(
+                phrase=None,
+                accepted=False,
+                distance=1.0,
+                margin=0.0,
+                agree=0,
+                reason="nothing recognised",
+                hypotheses=flat,
+            )
         per_pass = []
         for hyps in passes:
             per_pass.append(np.min(np.stack([self.distances(h) for h in hyps]), axis=0))

@@ -97,7 +97,7 @@ class VoiceModel:
             )
 
     @property
-    def raw(self) -> Any:
+    def raw(self) -> Any:  # noqa: ANN401 (vosk is untyped)
         """The underlying ``vosk.Model`` (for recognizers)."""
         return self._model
 
@@ -107,7 +107,7 @@ class VoiceModel:
 
 
 @lru_cache(maxsize=1)
-def _vosk() -> Any:
+def _vosk() -> Any:  # noqa: ANN401 (vosk is untyped)
     try:
         import vosk
     except ImportError as exc:  # pragma: no cover - vosk is a hard dependency

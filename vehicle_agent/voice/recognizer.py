@@ -41,7 +41,7 @@ class FreeFormResult:
 class _Pass:
     """One recognizer fed with audio played at one speed."""
 
-    def __init__(self, recognizer: Any, speed: float) -> None:
+    def __init__(self, recognizer: Any, speed: float) -> None:  # noqa: ANN401
         self.recognizer = recognizer
         self.resampler = StreamResampler(speed) if speed != 1.0 else None
         self.speed = speed
