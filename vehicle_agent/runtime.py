@@ -36,7 +36,7 @@ import contextlib
 import json
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, Protocol
@@ -346,6 +346,12 @@ class AgentRuntime:
         caps = self._hello["capabilities"]
         if capability not in caps:
             caps.append(capability)
+
+    def declare_signals(self, signals: Mapping[str, Mapping[str, Any]]) -> None:
+        """Announce signals from sources outside the car profile (GPS) in the hello,
+        so the home creates their entities before the first value arrives."""
+        hello_signals: dict[str, Any] = self._hello["signals"]
+        hello_signals.update({path: dict(meta) for path, meta in signals.items()})
 
     def snapshot(self) -> dict[str, Any]:
         """Everything the car knows (the snapshot body's ``signals``)."""

@@ -38,6 +38,7 @@ from bridge.homes import HomeRecord, HomeRegistry, default_state_dir
 from bridge.protocol import Envelope
 from vehicle_agent.can_input import DEFAULT_BUS, CanInputError, aiter_bus, areplay_log, open_bus
 from vehicle_agent.dbc_loader import DbcLoadError
+from vehicle_agent.gps import HELLO_SIGNALS as GPS_HELLO_SIGNALS
 from vehicle_agent.gps import GpsdClient, GpsFix, load_track, replay
 from vehicle_agent.mapper import VssUpdate
 from vehicle_agent.pipeline import CanPipeline
@@ -224,6 +225,8 @@ async def _run_runtime(
         journal=Journal(args.journal),
         options=RuntimeOptions(send_interval_s=args.send_interval),
     )
+    if args.gps_track is not None or args.gpsd is not None:
+        runtime.declare_signals(GPS_HELLO_SIGNALS)
     factory = default_link_factory(registry)
     for home in homes:
         runtime.add_link(home.hub_id, factory)

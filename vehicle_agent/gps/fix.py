@@ -16,6 +16,16 @@ ALTITUDE = "Vehicle.CurrentLocation.Altitude"
 GNSS_SPEED = "Vehicle.CurrentLocation.Speed"
 """Custom leaf: speed over ground from the receiver, km/h (``Vehicle.Speed`` stays the car's)."""
 
+HELLO_SIGNALS: dict[str, dict[str, Any]] = {
+    LATITUDE: {"unit": "deg", "datatype": "float"},
+    LONGITUDE: {"unit": "deg", "datatype": "float"},
+    HEADING: {"unit": "deg", "datatype": "float"},
+    ACCURACY: {"unit": "m", "datatype": "float"},
+    ALTITUDE: {"unit": "m", "datatype": "float"},
+    GNSS_SPEED: {"unit": "km/h", "datatype": "float"},
+}
+"""What a GPS source adds to the hello's ``signals`` (the car profile knows nothing of it)."""
+
 KNOTS_TO_KMH = 1.852
 MPS_TO_KMH = 3.6
 
