@@ -314,7 +314,11 @@ class CarLink:
             **self._hello_body,
             "protocols": list(SUPPORTED_VERSIONS),
             "acked_seq": self.ledger.last(_LEDGER_PEER),
+            "stream_id": self.outbox.stream_id,
         }
+        hub_stream = self.ledger.stream(_LEDGER_PEER)
+        if hub_stream is not None:
+            body["acked_stream"] = hub_stream  # which hub outbox acked_seq counts
         await ws.send_bytes(encode(make_control(MessageType.HELLO, body)))
         try:
             msg = await ws.receive(timeout=_HELLO_TIMEOUT_S)
@@ -350,6 +354,10 @@ class CarLink:
         if self.hub_id is not None and hub_id != self.hub_id:
             _LOGGER.warning("hub id changed from %s to %s", self.hub_id, hub_id)
         self.hub_id = hub_id
+        hub_stream = env.body.get("stream_id")
+        if isinstance(hub_stream, str):
+            # A new stream id: the hub lost its outbox for us and numbers from 1 again.
+            await self.ledger.observe_stream(_LEDGER_PEER, hub_stream)
         hub_acked = env.body.get("acked_seq", 0)
         hub_acked = hub_acked if isinstance(hub_acked, int) else 0
         await self.outbox.flush()

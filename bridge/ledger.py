@@ -17,6 +17,13 @@ whose ledger says ``last``:
   the message would stall the link forever on data that no longer exists.
   Order and at-most-once still hold: the ledger only moves forward.
 
+Streams: a sender announces the random id of its outbox (``stream_id`` in its
+hello). ``observe_stream`` records it per peer; when a known peer comes back
+with a different id, its outbox was lost or recreated and its numbering
+started again at 1, so the peer's seq is reset (logged) and its new messages
+are delivered instead of being dropped as duplicates. A peer seen for the
+first time with a stream id (or an older sender without one) changes nothing.
+
 Persistence: SQLite (WAL, ``synchronous=FULL``), one row per peer. ``advance``
 updates memory only; ``flush`` writes every changed peer in one transaction.
 The server calls ``flush`` before it sends the cumulative ack, so an acked
@@ -64,6 +71,7 @@ class InboundLedger:
         self._executor = executor
         self._db: sqlite3.Connection | None = None
         self._last: dict[str, int] = {}
+        self._streams: dict[str, str] = {}
         self._dirty: dict[str, int] = {}
         self._lock = asyncio.Lock()
 
@@ -76,9 +84,9 @@ class InboundLedger:
         """Open (creating) the database and load every peer's seq."""
         if self._executor is None:
             self._executor = ThreadPoolExecutor(1, thread_name_prefix="carhub-ledger")
-        self._last = await self._run(self._open_sync)
+        self._last, self._streams = await self._run(self._open_sync)
 
-    def _open_sync(self) -> dict[str, int]:
+    def _open_sync(self) -> tuple[dict[str, int], dict[str, str]]:
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
@@ -90,14 +98,19 @@ class InboundLedger:
                     "CREATE TABLE IF NOT EXISTS ledger "
                     "(peer TEXT PRIMARY KEY, seq INTEGER NOT NULL) WITHOUT ROWID"
                 )
+                db.execute(
+                    "CREATE TABLE IF NOT EXISTS streams "
+                    "(peer TEXT PRIMARY KEY, stream TEXT NOT NULL) WITHOUT ROWID"
+                )
                 rows = db.execute("SELECT peer, seq FROM ledger").fetchall()
+                streams = db.execute("SELECT peer, stream FROM streams").fetchall()
             except BaseException:
                 db.close()
                 raise
         except (sqlite3.Error, OSError) as err:
             raise OutboxStorageError(f"cannot open ledger {self.path}: {err}") from err
         self._db = db
-        return {str(p): int(s) for p, s in rows}
+        return {str(p): int(s) for p, s in rows}, {str(p): str(s) for p, s in streams}
 
     async def close(self) -> None:
         """Write pending changes (best effort) and close."""
@@ -146,7 +159,62 @@ class InboundLedger:
     def reset(self, peer: str) -> None:
         """Forget a peer (it was removed or re-paired); written by the next flush."""
         self._last.pop(peer, None)
+        self._streams.pop(peer, None)
         self._dirty[peer] = -1
+
+    def stream(self, peer: str) -> str | None:
+        """The stream id last announced by ``peer`` (None if it never sent one)."""
+        return self._streams.get(peer)
+
+    async def observe_stream(self, peer: str, stream_id: str) -> bool:
+        """Record the peer's stream id; True if it changed and the peer's seq was reset.
+
+        Written at once (one transaction with the reset), before the caller
+        tells the peer what it has. Raises ``OutboxStorageError``.
+        """
+        async with self._lock:
+            old = self._streams.get(peer)
+            if old == stream_id:
+                return False
+            changed = old is not None
+            dropped = self._dirty.pop(peer, None) if changed else None
+            try:
+                await self._run(self._write_stream_sync, peer, stream_id, changed)
+            except BaseException:
+                if dropped is not None:
+                    self._dirty.setdefault(peer, dropped)
+                raise
+            self._streams[peer] = stream_id
+            if changed:
+                last = self._last.pop(peer, 0)
+                _LOGGER.warning(
+                    "%s started a new message stream (%s, was %s): its outbox was lost or "
+                    "recreated; forgetting its old seq %d so its new messages are delivered",
+                    peer,
+                    stream_id,
+                    old,
+                    last,
+                )
+            return changed
+
+    def _write_stream_sync(self, peer: str, stream_id: str, reset: bool) -> None:
+        db = self._db
+        if db is None:
+            raise OutboxStorageError(f"ledger {self.path} is not open")
+        try:
+            db.execute("BEGIN IMMEDIATE")
+            if reset:
+                db.execute("DELETE FROM ledger WHERE peer = ?", (peer,))
+            db.execute(
+                "INSERT INTO streams (peer, stream) VALUES (?, ?) "
+                "ON CONFLICT (peer) DO UPDATE SET stream = excluded.stream",
+                (peer, stream_id),
+            )
+            db.execute("COMMIT")
+        except sqlite3.Error as err:
+            with contextlib.suppress(sqlite3.Error):
+                db.execute("ROLLBACK")
+            raise OutboxStorageError(f"ledger {self.path}: {err}") from err
 
     async def flush(self) -> None:
         """Persist every changed peer in one transaction; raise ``OutboxStorageError``."""
@@ -171,6 +239,7 @@ class InboundLedger:
             for peer, seq in dirty.items():
                 if seq < 0:
                     db.execute("DELETE FROM ledger WHERE peer = ?", (peer,))
+                    db.execute("DELETE FROM streams WHERE peer = ?", (peer,))
                 else:
                     # Memory is authoritative: it only moves forward, except on reset().
                     db.execute(

@@ -31,6 +31,12 @@ notifications are never compacted):
 4. Still over (the outbox holds only never-dropped messages):
    ``OutboxFullError`` for the new message; nothing already stored is lost.
 
+Stream identity: each outbox database gets a random ``stream_id`` when it is
+created (kept in its ``meta`` table). The sender announces it in its hello; a
+receiver that sees a new stream id for a peer knows the numbering started over
+(the sender's state was lost or reinstalled) and resets its ledger for that
+peer, instead of dropping the new stream's messages as duplicates.
+
 Any SQLite failure (disk full, read-only file, I/O error) becomes
 ``OutboxStorageError`` for the caller; the in-memory state rolls back with the
 transaction, so the outbox keeps working once the disk has room again.
@@ -41,6 +47,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import secrets
 import sqlite3
 import time
 from collections.abc import Callable, Iterable
@@ -174,6 +181,7 @@ class OutboxStore:
         self.max_message_bytes = max_message_bytes
         self._db: sqlite3.Connection | None = None
         self._c = _Counters()
+        self._stream = 0
         # Highest seq ever handed to a sender by this process. Rows above it
         # were never on the wire and may still be merged into. At open it is
         # the last stored seq: an earlier process may have sent those rows.
@@ -199,6 +207,24 @@ class OutboxStore:
         self._db = db
         self._load_counters()
         self._sent = self._c.last_seq
+        self._stream = self._load_stream()
+
+    def _load_stream(self) -> int:
+        """Read this database's stream id, creating it on first open (also for older files)."""
+        db = self._conn()
+        try:
+            row = db.execute("SELECT value FROM meta WHERE key = 'stream_id'").fetchone()
+            if row is not None and isinstance(row[0], int) and row[0] > 0:
+                return int(row[0])
+            stream = secrets.randbits(63) or 1
+            db.execute(
+                "INSERT INTO meta (key, value) VALUES ('stream_id', ?) "
+                "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                (stream,),
+            )
+        except sqlite3.Error as err:
+            raise OutboxStorageError(f"cannot set up outbox {self.path}: {err}") from err
+        return stream
 
     def close(self) -> None:
         """Close the database (idempotent)."""
@@ -244,6 +270,13 @@ class OutboxStore:
     def acked_seq(self) -> int:
         """Highest seq the peer acknowledged."""
         return self._c.acked_seq
+
+    @property
+    def stream_id(self) -> str:
+        """Random id of this database's seq numbering (16 hex digits; made at creation)."""
+        if not self._stream:
+            raise OutboxStorageError(f"outbox {self.path} is not open")
+        return format(self._stream, "016x")
 
     def stats(self) -> OutboxStats:
         """Counts and bounds (one small query for the oldest timestamp)."""
@@ -588,6 +621,11 @@ class Outbox:
     def acked_seq(self) -> int:
         """Highest seq acked by the peer (after the last committed write)."""
         return self.store.acked_seq
+
+    @property
+    def stream_id(self) -> str:
+        """This outbox's stream id (see the module doc); available after ``open()``."""
+        return self.store.stream_id
 
     async def _run[T](self, fn: Callable[..., T], *args: object) -> T:
         if self._executor is None:

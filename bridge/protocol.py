@@ -67,6 +67,8 @@ MAX_SEQ: Final[int] = 2**63 - 1
 
 _MAX_TYPE_LEN: Final[int] = 64
 _TYPE_RE: Final[re.Pattern[str]] = re.compile(r"[a-z][a-z0-9_]*\Z")
+_STREAM_RE: Final[re.Pattern[str]] = re.compile(r"[A-Za-z0-9_-]{1,64}\Z")
+_MAX_PEM_CHARS: Final[int] = 64 * 1024
 
 
 class MessageType(StrEnum):
@@ -82,6 +84,8 @@ class MessageType(StrEnum):
     COMMAND = "command"
     COMMAND_RESULT = "command_result"
     VOCABULARY = "vocabulary"
+    RENEW_REQUEST = "renew_request"
+    RENEW_RESPONSE = "renew_response"
     ACK = "ack"
     PING = "ping"
     PONG = "pong"
@@ -98,6 +102,8 @@ DURABLE_TYPES: Final[frozenset[str]] = frozenset(
         MessageType.COMMAND,
         MessageType.COMMAND_RESULT,
         MessageType.VOCABULARY,
+        MessageType.RENEW_REQUEST,
+        MessageType.RENEW_RESPONSE,
     }
 )
 """Types stored in the sender's outbox, numbered from 1, acked and deduplicated."""
@@ -326,6 +332,16 @@ def _check_hello(b: Mapping[str, Any]) -> None:
     _opt(b, "signals", _is_dict, "an object", t)
     _opt(b, "hub_id", _is_str, "a string", t)
     _opt(b, "acked_seq", _is_seq, "an integer >= 0", t)
+    _opt(b, "stream_id", _is_stream_id, "a stream id (1-64 of [A-Za-z0-9_-])", t)
+    _opt(b, "acked_stream", _is_stream_id, "a stream id (1-64 of [A-Za-z0-9_-])", t)
+
+
+def _is_stream_id(x: object) -> bool:
+    return isinstance(x, str) and _STREAM_RE.match(x) is not None
+
+
+def _is_pem(x: object) -> bool:
+    return isinstance(x, str) and 0 < len(x) <= _MAX_PEM_CHARS
 
 
 def _check_signals(t: str) -> Callable[[Mapping[str, Any]], None]:
@@ -393,6 +409,24 @@ def _check_vocabulary(b: Mapping[str, Any]) -> None:
     _opt(b, "areas", _is_str_list, "an array of strings", t)
 
 
+def _check_renew_request(b: Mapping[str, Any]) -> None:
+    t = "renew_request"
+    _need(b, "request_id", _is_str, "a string", t)
+    _need(b, "csr", _is_pem, "a PEM string of at most 64 KiB", t)
+
+
+def _check_renew_response(b: Mapping[str, Any]) -> None:
+    t = "renew_response"
+    _need(b, "request_id", _is_str, "a string", t)
+    _need(b, "ok", _is_bool, "a boolean", t)
+    _opt(b, "certificate", _is_pem, "a PEM string of at most 64 KiB", t)
+    _opt(b, "ca", _is_pem, "a PEM string of at most 64 KiB", t)
+    _opt(b, "detail", _is_str, "a string", t)
+    _opt(b, "not_after", _is_number, "a number", t)
+    if b["ok"] and "certificate" not in b:
+        raise ProtocolError("renew_response with ok=true lacks 'certificate'")
+
+
 def _check_ack(b: Mapping[str, Any]) -> None:
     _need(b, "seq", _is_seq, "an integer >= 0", "ack")
 
@@ -415,6 +449,8 @@ _BODY_CHECKS: Final[dict[MessageType, Callable[[Mapping[str, Any]], None]]] = {
     MessageType.COMMAND: _check_command,
     MessageType.COMMAND_RESULT: _check_command_result,
     MessageType.VOCABULARY: _check_vocabulary,
+    MessageType.RENEW_REQUEST: _check_renew_request,
+    MessageType.RENEW_RESPONSE: _check_renew_response,
     MessageType.ACK: _check_ack,
     MessageType.PING: _check_ping("ping"),
     MessageType.PONG: _check_ping("pong"),

@@ -369,7 +369,23 @@ class HubServer:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(old.done.wait(), timeout=5.0)
         outbox = await self._outbox(peer.vehicle_id)
+        car_stream = hello.body.get("stream_id")
+        if isinstance(car_stream, str):
+            # A new stream id: the car lost its outbox and numbers from 1 again.
+            await self._ledger.observe_stream(peer.vehicle_id, car_stream)
         car_acked = hello.body.get("acked_seq")
+        acked_stream = hello.body.get("acked_stream")
+        if isinstance(acked_stream, str) and acked_stream != outbox.stream_id:
+            # The car's acked_seq counts an earlier outbox of this hub (its state
+            # was lost): it says nothing about this one's messages.
+            _LOGGER.warning(
+                "%s acked seq %s of an earlier hub stream %s (now %s): ignoring it",
+                peer.vehicle_id,
+                car_acked,
+                acked_stream,
+                outbox.stream_id,
+            )
+            car_acked = 0
         start_after = max(outbox.acked_seq, car_acked if isinstance(car_acked, int) else 0)
         if start_after > outbox.acked_seq:
             if start_after > outbox.last_seq:
@@ -382,6 +398,7 @@ class HubServer:
                 "protocols": list(SUPPORTED_VERSIONS),
                 "hub_id": self.hub_id,
                 "acked_seq": self._ledger.last(peer.vehicle_id),
+                "stream_id": outbox.stream_id,
                 "limits": {k: v for k, v in asdict(limits).items() if k != "max_connections"},
             },
             v=version,

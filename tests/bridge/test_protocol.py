@@ -41,6 +41,8 @@ def test_roundtrip_of_every_known_type() -> None:
         MessageType.COMMAND: {"command": "snapshot", "args": {}, "expires_at": 9.0},
         MessageType.COMMAND_RESULT: {"command_seq": 3, "ok": True, "detail": "", "data": {}},
         MessageType.VOCABULARY: {"language": "en", "entities": ["a"], "areas": []},
+        MessageType.RENEW_REQUEST: {"request_id": "r", "csr": "-----BEGIN CERTIFICATE REQUEST"},
+        MessageType.RENEW_RESPONSE: {"request_id": "r", "ok": True, "certificate": "PEM"},
         MessageType.ACK: {"seq": 5},
         MessageType.PING: {"t": 1.0},
         MessageType.PONG: {"t": 1.0},
