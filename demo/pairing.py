@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from demo.agent_process import PairingWindow
-from demo.ha_client import HAClient, HAWebSocket
+from demo.ha_client import HAClient, HAError, HAWebSocket
 
 DOMAIN = "carhub"
 FLOW_BASE = "/api/config/config_entries/flow"
@@ -39,6 +39,10 @@ _FIELD_VALUES = {
 
 class PairingFlowError(RuntimeError):
     """The config flow did not end with a created entry."""
+
+
+class FlowVanishedError(PairingFlowError):
+    """Home Assistant no longer knows the flow (it was aborted while a step ran)."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -99,9 +103,14 @@ async def _drive(
         if result.get("errors"):
             raise PairingFlowError(f"step {result['step_id']!r} errors: {result['errors']}")
         steps.append(str(result["step_id"]))
-        result = await api.post(
-            f"{FLOW_BASE}/{result['flow_id']}", _fill_form(result, values), timeout_s=60
-        )
+        try:
+            result = await api.post(
+                f"{FLOW_BASE}/{result['flow_id']}", _fill_form(result, values), timeout_s=60
+            )
+        except HAError as err:
+            if "HTTP 404" in str(err):
+                raise FlowVanishedError(str(err)) from err
+            raise
     raise PairingFlowError("config flow did not finish within 5 steps")
 
 

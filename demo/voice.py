@@ -26,19 +26,21 @@ class VoiceCommand:
     espeak_voice: str
     entity_id: str  # the entity the command switches
     expected_state: str
+    speed_wpm: int = 175
+    pitch: int = 70
 
 
 KOREAN_COMMAND = VoiceCommand(
-    text="거실 조명 켜",
+    text="거실 조명 켜줘",
     language="ko",
-    espeak_voice="ko",
+    espeak_voice="ko+f3",
     entity_id="light.living_room_light",
     expected_state="on",
 )
 KOREAN_PORCH_COMMAND = VoiceCommand(
-    text="현관 조명 켜",
+    text="현관 조명 켜줘",
     language="ko",
-    espeak_voice="ko",
+    espeak_voice="ko+f3",
     entity_id="light.porch_light",
     expected_state="on",
 )
@@ -71,7 +73,7 @@ async def _run(*argv: str) -> None:
         )
 
 
-async def synthesize(command: VoiceCommand, out: Path, *, speed_wpm: int = 130) -> Path:
+async def synthesize(command: VoiceCommand, out: Path) -> Path:
     """Speak ``command.text`` into ``out`` as a 16 kHz mono 16-bit WAV."""
     for tool in ("espeak-ng", "sox"):
         if shutil.which(tool) is None:
@@ -84,12 +86,14 @@ async def synthesize(command: VoiceCommand, out: Path, *, speed_wpm: int = 130) 
             "-v",
             command.espeak_voice,
             "-s",
-            str(speed_wpm),
+            str(command.speed_wpm),
+            "-p",
+            str(command.pitch),
             "-w",
             str(raw),
             command.text,
         )
-        # Half a second of silence either side, as a real push-to-talk recording has.
+        # Silence either side, as a real push-to-talk recording has.
         await _run(
             "sox",
             str(raw),
@@ -103,8 +107,8 @@ async def synthesize(command: VoiceCommand, out: Path, *, speed_wpm: int = 130) 
             "signed-integer",
             str(out),
             "pad",
-            "0.5",
-            "0.5",
+            "0.4",
+            "0.6",
         )
     return out
 

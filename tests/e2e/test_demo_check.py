@@ -94,8 +94,19 @@ def test_sigkill_and_restart_lose_no_event(check_run: dict[str, Any]) -> None:
     crash = check_run["notes"]["crash"]
     assert crash["offline_trip_events"] == 1
     assert crash["notifications"] == [f"Message {i} sent while the car was off" for i in (1, 2, 3)]
+
+
+def test_commands_spoken_while_home_unreachable_are_answered_not_replayed(
+    check_run: dict[str, Any],
+) -> None:
+    """The driver hears "cannot reach home"; the killed agent's commands never run later."""
+    crash = check_run["notes"]["crash"]
     assert crash["offline_commands_heard"] == 2
-    assert crash["lights"] == {"light.living_room_light": "on", "light.porch_light": "on"}
+    assert crash["offline_commands_answered_in_car"] == 2
+    assert crash["lights_after_restart"] == {
+        "light.living_room_light": "off",
+        "light.porch_light": "off",
+    }
 
 
 def test_check_exits_zero_only_when_everything_passed(check_run: dict[str, Any]) -> None:
