@@ -133,15 +133,24 @@ class VoiceAssistant:
             _LOGGER.info(
                 "vocabulary in %s, voice runs in %s: names used as given", language, self.language
             )
-        self.sentences.set_vocabulary(entities, areas)
         loop = asyncio.get_running_loop()
         try:
-            built = await loop.run_in_executor(None, self._build)
+            await loop.run_in_executor(None, self.set_vocabulary_blocking, entities, areas)
         except Exception:
             _LOGGER.exception("cannot rebuild the voice grammar; keeping the old one")
             return False
-        self._install(built)
         return True
+
+    def set_vocabulary_blocking(self, entities: list[object], areas: list[object]) -> None:
+        """Rebuild the grammar with the home's names (blocking: seconds on a big home)."""
+        old = (list(self.sentences.entities), list(self.sentences.areas))
+        self.sentences.set_vocabulary(entities, areas)
+        try:
+            built = self._build()
+        except Exception:
+            self.sentences.set_vocabulary(*old)
+            raise
+        self._install(built)
 
     # --- one utterance ---
 

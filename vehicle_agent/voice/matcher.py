@@ -146,7 +146,13 @@ class PhraseMatcher:
         per_pass = []
         for hyps in passes:
             per_pass.append(np.min(np.stack([self.distances(h) for h in hyps]), axis=0))
-        total = np.mean(np.stack(per_pass), axis=0)
+        stacked = np.stack(per_pass)
+        if len(per_pass) >= 3:
+            # One pass that went astray must not sink a phrase the others heard:
+            # per phrase, average all passes but its worst.
+            total = (stacked.sum(axis=0) - stacked.max(axis=0)) / (len(per_pass) - 1)
+        else:
+            total = stacked.mean(axis=0)
         order = np.argsort(total, kind="stable")
         best = int(order[0])
         best_key = self._keys[best]

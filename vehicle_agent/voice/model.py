@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import logging
+import os
 import re
 from dataclasses import dataclass
 from functools import lru_cache
@@ -78,12 +80,15 @@ class VoiceModel:
     recognizers from it (they are cheap). Recognizers may run in other threads.
     """
 
-    def __init__(self, path: Path, *, language: str | None = None) -> None:
+    def __init__(
+        self, path: Path, *, language: str | None = None, dither: float | None = 0.0
+    ) -> None:
         if not (path / "am").is_dir() and not (path / "final.mdl").exists():
             raise ModelError(f"{path} is not a vosk model directory (no am/ inside)")
         vosk = _vosk()
+        load_from = path if dither is None else _with_dither(path, dither)
         try:
-            self._model: Any = vosk.Model(str(path))
+            self._model: Any = vosk.Model(str(load_from))
         except Exception as exc:  # vosk raises a bare Exception on failure
             raise ModelError(f"cannot load the vosk model in {path}: {exc}") from exc
         self.path = path
@@ -104,6 +109,43 @@ class VoiceModel:
     def knows(self, word: str) -> bool:
         """Whether *word* is in the model's vocabulary."""
         return bool(self._model.vosk_model_find_word(word) >= 0)
+
+
+def _with_dither(path: Path, dither: float) -> Path:
+    """A view of the model directory whose MFCC config sets ``--dither``.
+
+    Kaldi adds random dither noise to the waveform by default, so the same
+    audio decodes differently from run to run (and digital silence turns into
+    noise). The view is a directory of symlinks plus an edited ``mfcc.conf``
+    in the user's cache; the model itself is never modified.
+    """
+    mfcc = path / "conf" / "mfcc.conf"
+    if not mfcc.is_file():
+        return path
+    lines = [
+        ln
+        for ln in mfcc.read_text(encoding="utf-8").splitlines()
+        if not ln.strip().startswith("--dither")
+    ]
+    lines.append(f"--dither={dither}")
+    digest = hashlib.sha256(f"{path.resolve()}|{dither}".encode()).hexdigest()[:16]
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    view = cache / "carhub" / "vosk-views" / digest
+    try:
+        (view / "conf").mkdir(parents=True, exist_ok=True)
+        for entry in path.iterdir():
+            target = view / entry.name
+            if entry.name != "conf" and not target.exists():
+                target.symlink_to(entry.resolve())
+        for entry in (path / "conf").iterdir():
+            target = view / "conf" / entry.name
+            if entry.name != "mfcc.conf" and not target.exists():
+                target.symlink_to(entry.resolve())
+        (view / "conf" / "mfcc.conf").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    except OSError as exc:
+        _LOGGER.warning("cannot prepare %s (%s): loading the model with its own dither", view, exc)
+        return path
+    return view
 
 
 @lru_cache(maxsize=1)

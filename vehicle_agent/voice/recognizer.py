@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -39,12 +39,21 @@ class FreeFormResult:
 
 
 class _Pass:
-    """One recognizer fed with audio played at one speed."""
+    """One recognizer fed with audio played at one speed.
 
-    def __init__(self, recognizer: Any, speed: float) -> None:  # noqa: ANN401
-        self.recognizer = recognizer
-        self.resampler = StreamResampler(speed) if speed != 1.0 else None
+    Each utterance gets a fresh recognizer (creating one costs under a
+    millisecond): vosk carries speaker adaptation from one utterance to the
+    next, which makes a decision depend on who spoke before.
+    """
+
+    def __init__(self, factory: Callable[[], Any], speed: float) -> None:
+        self._factory = factory
         self.speed = speed
+        self._fresh()
+
+    def _fresh(self) -> None:
+        self.recognizer = self._factory()
+        self.resampler = StreamResampler(self.speed) if self.speed != 1.0 else None
 
     def accept(self, pcm: bytes) -> None:
         data = self.resampler.process(pcm) if self.resampler is not None else pcm
@@ -53,8 +62,7 @@ class _Pass:
 
     def finish(self) -> list[str]:
         result = json.loads(self.recognizer.FinalResult())
-        if self.resampler is not None:  # fresh interpolation state for the next utterance
-            self.resampler = StreamResampler(self.speed)
+        self._fresh()
         alternatives = result.get("alternatives")
         if alternatives is None:
             return [str(result.get("text", ""))]
@@ -80,11 +88,13 @@ class GrammarDecoder:
     ) -> None:
         vosk = _vosk()
         grammar = json.dumps(sorted(set(phrases)), ensure_ascii=False)
-        self._passes = []
-        for speed in speeds:
+
+        def factory() -> Any:  # noqa: ANN401 (vosk is untyped)
             rec = vosk.KaldiRecognizer(model.raw, SAMPLE_RATE, grammar)
             rec.SetMaxAlternatives(n_best)
-            self._passes.append(_Pass(rec, speed))
+            return rec
+
+        self._passes = [_Pass(factory, speed) for speed in speeds]
         self._own_executor = executor is None
         self._executor = executor or ThreadPoolExecutor(1, thread_name_prefix="vosk")
 

@@ -19,7 +19,7 @@ from typing import Any, Protocol
 from bridge.protocol import Envelope, MessageType
 from vehicle_agent.voice.assistant import VoiceAssistant, VoiceConfig, outcome_summary
 from vehicle_agent.voice.audio import read_wav
-from vehicle_agent.voice.errors import VoiceError
+from vehicle_agent.voice.errors import ModelError, VoiceError
 from vehicle_agent.voice.home import FirstConnectedHome, HomeLink, HomeRequester
 from vehicle_agent.voice.model import VoiceModel, packaged_model
 from vehicle_agent.voice.tts import NotificationSpeaker, TtsEngine, make_tts
@@ -49,8 +49,15 @@ class _JournalingTts:
 class VoiceExtension:
     """The voice parts of a running agent (built by :func:`attach`)."""
 
-    def __init__(self, runtime: Any, args: argparse.Namespace) -> None:  # noqa: ANN401
+    def __init__(
+        self,
+        runtime: Any,  # noqa: ANN401 (AgentRuntime; not imported to keep voice optional)
+        args: argparse.Namespace,
+        *,
+        model: VoiceModel | None = None,
+    ) -> None:
         self.runtime = runtime
+        self._model = model
         self.language: str = getattr(args, "voice_language", None) or "en"
         model = getattr(args, "voice_model", None)
         self.model_dir: Path | None = model or packaged_model(self.language)
@@ -64,6 +71,11 @@ class VoiceExtension:
         self.notifications = NotificationSpeaker(
             self.tts, lambda path: runtime.store.value(path), language=self.language
         )
+
+    def _load_model(self) -> VoiceModel:
+        if self.model_dir is None:
+            raise ModelError(f"no --voice-model and no packaged model for {self.language}")
+        return VoiceModel(self.model_dir, language=self.language)
 
     async def on_voice_reply(self, hub_id: str, env: Envelope) -> None:
         self.runtime.journal.write(
@@ -83,15 +95,12 @@ class VoiceExtension:
         """Load the model, then serve the inbox and notifications until cancelled."""
         speaker = asyncio.create_task(self.notifications.run())
         try:
-            if self.model_dir is None:
-                _LOGGER.error("voice: no --voice-model and no packaged model for %s", self.language)
-                await asyncio.Event().wait()
-            assert self.model_dir is not None
             loop = asyncio.get_running_loop()
             try:
-                model = await loop.run_in_executor(
-                    None,
-                    lambda: VoiceModel(self.model_dir, language=self.language),  # type: ignore[arg-type]
+                model: VoiceModel = (
+                    self._model
+                    if self._model is not None
+                    else await loop.run_in_executor(None, self._load_model)
                 )
                 self.assistant = await loop.run_in_executor(
                     None,
@@ -146,11 +155,19 @@ class VoiceExtension:
                 _LOGGER.error("voice inbox: cannot rename %s: %s", path, exc)
 
 
-def attach(runtime: Any, args: argparse.Namespace) -> VoiceExtension | None:  # noqa: ANN401
-    """Wire voice into a runtime when ``--voice-model`` or ``--voice-inbox`` is given."""
+def attach(
+    runtime: Any,  # noqa: ANN401
+    args: argparse.Namespace,
+    *,
+    model: VoiceModel | None = None,
+) -> VoiceExtension | None:
+    """Wire voice into a runtime when ``--voice-model`` or ``--voice-inbox`` is given.
+
+    *model* reuses an already loaded model (tests); otherwise the task loads it.
+    """
     if getattr(args, "voice_model", None) is None and getattr(args, "voice_inbox", None) is None:
         return None
-    ext = VoiceExtension(runtime, args)
+    ext = VoiceExtension(runtime, args, model=model)
     runtime.add_handler(MessageType.VOICE_REPLY, ext.on_voice_reply)
     runtime.add_handler(MessageType.VOCABULARY, ext.on_vocabulary)
     runtime.add_handler(MessageType.NOTIFY, ext.on_notify)

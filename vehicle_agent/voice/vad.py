@@ -29,6 +29,7 @@ class VadConfig:
     hangover_ms: int = 450  # this much silence closes it
     max_utterance_ms: int = 8000
     floor_rise_db_per_s: float = 3.0  # the floor follows rising noise slowly
+    calibrate_ms: int = 240  # the first frames only measure the noise floor
 
 
 def frame_level_db(frame: bytes) -> float:
@@ -52,6 +53,7 @@ class EnergyVad:
     def __init__(self, config: VadConfig | None = None) -> None:
         self.config = config or VadConfig()
         self.floor_db = -70.0
+        self._calibrated_ms = 0
         self.in_speech = False
         self._loud_frames = 0
         self._quiet_ms = 0
@@ -76,6 +78,11 @@ class EnergyVad:
         c = self.config
         ms = max(1, len(frame) // BYTES_PER_SAMPLE * 1000 // 16000) if frame else FRAME_MS
         level = frame_level_db(frame)
+        if self._calibrated_ms < c.calibrate_ms:
+            # Start from the cabin's own noise, not from an assumed quiet room.
+            self.floor_db = level if self._calibrated_ms == 0 else min(self.floor_db, level)
+            self._calibrated_ms += ms
+            return VadEvent.NONE
         loud = self.is_loud(level)
         if level < self.floor_db:
             self.floor_db = level

