@@ -10,18 +10,25 @@ from demo.ha_config import DEMO_ENTITIES
 
 URL_PATH = "carhub-demo"
 _GAUGES = (("speed", 200, "Speed"), ("engine_speed", 7000, "Engine"))
-_GLANCE_KEYS = (
-    "engine_running",
-    "moving",
-    "lock",
-    "driver_seatbelt",
-    "door_front_driver",
-    "door_front_passenger",
-    "door_rear_driver",
-    "door_rear_passenger",
-    "trunk",
-    "check_engine",
-)
+#: Short labels for the cards (the entities' own names start with the car's name).
+_LABELS = {
+    "engine_running": "Engine",
+    "moving": "Moving",
+    "lock": "Lock",
+    "driver_seatbelt": "Seatbelt",
+    "door_front_driver": "Driver",
+    "door_front_passenger": "Passenger",
+    "door_rear_driver": "Rear left",
+    "door_rear_passenger": "Rear right",
+    "trunk": "Trunk",
+    "check_engine": "Check engine",
+    "location": "Location",
+}
+_GLANCE_KEYS = tuple(k for k in _LABELS if k != "location")
+
+
+def _label(key: str) -> str:
+    return _LABELS.get(key) or key.replace("_", " ").capitalize()
 
 
 def dashboard_config(car: CarDevice) -> dict[str, Any]:
@@ -35,17 +42,21 @@ def dashboard_config(car: CarDevice) -> dict[str, Any]:
     ]
     if gauges:
         cards.append({"type": "horizontal-stack", "cards": gauges})
-    glance = [by_key[k] for k in _GLANCE_KEYS if k in by_key]
+    glance = [{"entity": by_key[k], "name": _label(k)} for k in _GLANCE_KEYS if k in by_key]
     if glance:
-        cards.append({"type": "glance", "title": f"{car.name}", "entities": glance, "columns": 5})
-    shown = {*glance, *(g["entity"] for g in gauges)}
+        cards.append({"type": "glance", "title": car.name, "entities": glance, "columns": 5})
+    shown = {*(g["entity"] for g in glance), *(g["entity"] for g in gauges)}
     rest = sorted(
-        e.entity_id
-        for e in car.entities
-        if e.entity_id not in shown and e.platform_domain in {"sensor", "device_tracker"}
+        (e for e in car.entities if e.entity_id not in shown),
+        key=lambda e: (e.platform_domain != "device_tracker", e.key),
     )
-    if rest:
-        cards.append({"type": "entities", "title": "Car details", "entities": rest})
+    rows = [
+        {"entity": e.entity_id, "name": _label(e.key)}
+        for e in rest
+        if e.platform_domain in {"sensor", "device_tracker"}
+    ]
+    if rows:
+        cards.append({"type": "entities", "title": "Car details", "entities": rows})
     cards.append(
         {
             "type": "grid",
