@@ -45,6 +45,12 @@ def write_public(path: Path, data: bytes) -> None:
     write_atomic(path, data, mode=PUBLIC_FILE_MODE)
 
 
+def rename_atomic(src: Path, dst: Path) -> None:
+    """Rename ``src`` over ``dst`` (atomic on POSIX) and make the rename durable."""
+    src.replace(dst)
+    _fsync_directory(dst.parent)
+
+
 def make_private_dir(path: Path) -> None:
     """Create ``path`` (and parents) if missing; a directory we create is 0700."""
     path.mkdir(mode=PRIVATE_DIR_MODE, parents=True, exist_ok=True)

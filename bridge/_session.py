@@ -160,6 +160,7 @@ class LinkSession:
         self._wake = asyncio.Event()
         self._ack_needed = asyncio.Event()
         self._closing = False
+        self._close_after: tuple[int, int, str] | None = None
         self.rtt_ms: float | None = None
         self.close_code: int | None = None
         self.close_reason: str | None = None
@@ -205,6 +206,15 @@ class LinkSession:
             if not self.ws.closed:
                 with contextlib.suppress(Exception):
                     await self.ws.close(code=CLOSE_SHUTDOWN, message=b"link ended")
+
+    def close_after_ack(self, seq: int, code: int, reason: str) -> None:
+        """Close the link once the ack covering ``seq`` (a received message) has been sent.
+
+        For a handler that wants to reconnect after the message it is handling
+        (e.g. with a renewed certificate) without making the peer resend it.
+        """
+        self._close_after = (seq, code, reason)
+        self._ack_needed.set()
 
     async def close(self, code: int, reason: str) -> None:
         """Close the WebSocket with a code and a human-readable reason (max 123 bytes)."""
@@ -357,6 +367,10 @@ class LinkSession:
                 self._force_ack = False
                 self._acked_sent = last
                 await self._send_control(MessageType.ACK, {"seq": last})
+            if self._close_after is not None and self._acked_sent >= self._close_after[0]:
+                _, code, reason = self._close_after
+                await self.close(code, reason)
+                return
 
     async def _send_loop(self) -> None:
         ws = self.ws

@@ -19,6 +19,14 @@ Connection cycle (a small state machine, ``LinkState``):
 
 ``send()`` only appends to the outbox and wakes the sender, so it works (and
 is durable) whether or not the home is reachable.
+
+Certificate renewal (``bridge.renewal``): at every connect and every
+``RenewalPolicy.check_interval_s`` while connected the link checks the
+certificate in ``home_dir``; inside the renewal window it queues a
+``renew_request``. The ``renew_response`` is handled here (not passed to
+``on_message``): the new certificate is checked and installed, and the link
+reconnects with it. A ``command`` named ``renew_certificate`` from the home
+starts a renewal at once and is answered with a ``command_result``.
 """
 
 from __future__ import annotations
@@ -32,6 +40,7 @@ import random
 import ssl
 import time
 from collections.abc import Awaitable, Callable
+from functools import partial
 from pathlib import Path
 from typing import Any, Final
 
@@ -60,6 +69,7 @@ from bridge.protocol import (
     make_control,
     negotiate_version,
 )
+from bridge.renewal import DEFAULT_RENEWAL, CarRenewal, RenewalPolicy
 
 __all__ = ["CarLink", "LinkState", "hub_urls"]
 
@@ -140,6 +150,7 @@ class CarLink:
         max_message_bytes: int = MAX_MESSAGE_SIZE,
         outbox_max_bytes: int = DEFAULT_MAX_BYTES,
         compact_state: bool = True,
+        renewal: RenewalPolicy | None = DEFAULT_RENEWAL,
     ) -> None:
         self.home_dir = home_dir
         self._hello_body = dict(hello_body)
@@ -147,6 +158,11 @@ class CarLink:
         self._snapshot = snapshot
         self._urls = [url] if url is not None else (list(urls) if urls else None)
         self._ssl = ssl_context
+        self._ssl_explicit = ssl_context is not None
+        self.renewal = CarRenewal(home_dir, renewal) if renewal is not None else None
+        self.renewals = 0
+        """Certificates renewed (installed) by this link so far."""
+        self.last_renewal_error: str | None = None
         self._backoff = (backoff_min_s, backoff_max_s)
         self._window = window
         self._heartbeat_s = heartbeat_s
@@ -285,6 +301,8 @@ class CarLink:
         self.state = LinkState.CONNECTING
         self._session_policy_stop = False
         target = _ws_url(url)
+        if self._ssl is None:  # after a renewal: the new key and certificate
+            self._ssl = await asyncio.get_running_loop().run_in_executor(None, self._load_ssl)
         try:
             ws = await asyncio.wait_for(
                 self._http.ws_connect(
@@ -374,7 +392,7 @@ class CarLink:
             outbox=self.outbox,
             ledger=self.ledger,
             ledger_peer=_LEDGER_PEER,
-            deliver=self._on_message,
+            deliver=self._deliver,
             start_after=hub_acked,
             window=self._window,
             max_message_bytes=self._max_bytes,
@@ -388,9 +406,18 @@ class CarLink:
         self._connected.set()
         started = time.monotonic()
         _LOGGER.info("connected to home %s (protocol %d)", hub_id, version)
+        renewing = (
+            asyncio.create_task(self._renewal_loop(), name=f"renewal-{self.home_dir.name}")
+            if self.renewal is not None
+            else None
+        )
         try:
             await session.run()
         finally:
+            if renewing is not None:
+                renewing.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await renewing
             self.last_close_reason = session.close_reason
             if session.close_code in (CLOSE_INCOMPATIBLE, CLOSE_UNAUTHORIZED):
                 self._session_policy_stop = True
@@ -401,6 +428,74 @@ class CarLink:
                 session.close_reason,
             )
         return True
+
+    # -- certificate renewal ------------------------------------------------------------
+
+    async def _deliver(self, env: Envelope) -> None:
+        if self.renewal is not None:
+            if env.type == MessageType.RENEW_RESPONSE:
+                await self._on_renew_response(env)
+                return
+            if env.type == MessageType.COMMAND and env.body.get("command") == "renew_certificate":
+                await self._on_renew_command(env)
+                return
+        await self._on_message(env)
+
+    async def _renewal_loop(self) -> None:
+        assert self.renewal is not None
+        while True:
+            await self.request_renewal()
+            await asyncio.sleep(self.renewal.policy.check_interval_s)
+
+    async def request_renewal(self, *, force: bool = False) -> tuple[bool, str]:
+        """Queue a ``renew_request`` if one is due (or ``force``); (queued?, why)."""
+        if self.renewal is None:
+            return False, "renewal is disabled for this link"
+        loop = asyncio.get_running_loop()
+        try:
+            body = await loop.run_in_executor(None, partial(self.renewal.prepare, force=force))
+        except CertificateError as err:
+            _LOGGER.debug("no certificate renewal for %s: %s", self.home_dir, err)
+            return False, str(err)
+        if body is None:
+            return False, "not due"
+        try:
+            await self.send(MessageType.RENEW_REQUEST, body)
+            await loop.run_in_executor(None, self.renewal.mark_sent, body["request_id"])
+        except BridgeError as err:
+            _LOGGER.error("cannot queue the certificate renewal request: %s", err)
+            return False, str(err)
+        return True, "renewal requested"
+
+    async def _on_renew_response(self, env: Envelope) -> None:
+        assert self.renewal is not None
+        outcome = await asyncio.get_running_loop().run_in_executor(
+            None, self.renewal.apply_response, env.body
+        )
+        if not outcome.ok:
+            self.last_renewal_error = outcome.detail
+            return
+        self.last_renewal_error = None
+        if not outcome.installed:
+            return
+        self.renewals += 1
+        if self._ssl_explicit:
+            _LOGGER.info("renewed certificate stored; the caller's TLS context stays in use")
+            return
+        self._ssl = None  # the next connect loads the new key and certificate
+        session = self._session
+        if session is not None and self.renewal.policy.reconnect:
+            session.close_after_ack(
+                env.seq, CLOSE_SHUTDOWN, "reconnecting with the renewed certificate"
+            )
+
+    async def _on_renew_command(self, env: Envelope) -> None:
+        queued, detail = await self.request_renewal(force=True)
+        result = {"command_seq": env.seq, "ok": queued, "detail": detail, "data": {}}
+        try:
+            await self.send(MessageType.COMMAND_RESULT, result)
+        except BridgeError as err:
+            _LOGGER.error("cannot answer the renew_certificate command: %s", err)
 
     def _pace_from(self, limits: object) -> TokenBucket | None:
         if not isinstance(limits, dict):

@@ -30,6 +30,14 @@ Car side (``CarIdentity``, one per paired home, files in that home's
 directory): the car's key (``car.key`` 0600, generated on the car), its
 certificate (``car.crt``) and the pinned home CA (``ca.crt``).
 
+Car-side renewal (``bridge.renewal`` drives it over the link): the car makes
+a NEW key for each renewal (``car.next.key``, 0600) and sends a CSR for it;
+the old key and certificate stay in use until the signed certificate for the
+new key has been checked and stored. The switch is crash-safe: the new
+certificate is written as ``car.next.crt`` first, then the new key and the
+new certificate are renamed over the old ones; ``CarIdentity.load`` finishes
+a switch that a crash interrupted.
+
 Everything here does blocking file I/O and CPU-bound signing: from asyncio code
 call it through ``loop.run_in_executor`` (or ``asyncio.to_thread``). The
 returned ``ssl.SSLContext`` objects are safe to use from the event loop.
@@ -57,7 +65,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from bridge._fileio import make_private_dir, write_private, write_public
+from bridge._fileio import make_private_dir, rename_atomic, write_private, write_public
 from bridge.errors import CertificateError
 
 __all__ = [
@@ -68,6 +76,8 @@ __all__ = [
     "CRL_FILE",
     "HOME_CA_FILE",
     "ISSUED_FILE",
+    "NEXT_CAR_CERT_FILE",
+    "NEXT_CAR_KEY_FILE",
     "SERVER_CERT_FILE",
     "SERVER_KEY_FILE",
     "CarIdentity",
@@ -90,6 +100,9 @@ ISSUED_FILE = "issued.json"
 CAR_KEY_FILE = "car.key"
 CAR_CERT_FILE = "car.crt"
 HOME_CA_FILE = "ca.crt"
+# Car side, during a renewal: the new key and its certificate before the switch.
+NEXT_CAR_KEY_FILE = "car.next.key"
+NEXT_CAR_CERT_FILE = "car.next.crt"
 
 CA_VALIDITY = dt.timedelta(days=20 * 365)
 SERVER_CERT_DAYS = 825
@@ -714,6 +727,68 @@ def _crl_number(crl: x509.CertificateRevocationList) -> int:
         return 0
 
 
+def _check_car_certificate(cert: x509.Certificate, ca: x509.Certificate, spki: bytes) -> None:
+    """A car certificate must be from ``ca``, for the key ``spki``, valid now, for clientAuth."""
+    if not _is_ca_certificate(ca):
+        raise CertificateError("the home CA certificate is not a CA")
+    try:
+        ca.verify_directly_issued_by(ca)
+        cert.verify_directly_issued_by(ca)
+    except (ValueError, TypeError, InvalidSignature) as err:
+        raise CertificateError(f"the certificate is not signed by the home CA: {err}") from err
+    if (
+        cert.public_key().public_bytes(
+            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+        != spki
+    ):
+        raise CertificateError("the certificate is not for this car's key")
+    now = _now()
+    if not cert.not_valid_before_utc <= now + _BACKDATE or cert.not_valid_after_utc <= now:
+        raise CertificateError("the certificate is not valid now")
+    try:
+        usages = cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+    except x509.ExtensionNotFound as err:
+        raise CertificateError("the certificate has no extended key usage") from err
+    if ExtendedKeyUsageOID.CLIENT_AUTH not in usages:
+        raise CertificateError("the certificate does not allow client authentication")
+
+
+def _finish_renewal(directory: Path) -> None:
+    """Move a checked ``car.next.crt`` (and its ``car.next.key``) over the current pair.
+
+    Each step is an atomic rename, and every state between them is recognised
+    here: new key already in place (rename the certificate), certificate that
+    matches neither key (stale: removed). The old pair stays usable until the
+    new key is in place.
+    """
+    next_cert_path = directory / NEXT_CAR_CERT_FILE
+    next_key_path = directory / NEXT_CAR_KEY_FILE
+    try:
+        cert = _load_cert(_read(next_cert_path, "renewed certificate"), "renewed certificate")
+    except CertificateError as err:
+        _LOGGER.warning("dropping an unreadable renewed certificate: %s", err)
+        next_cert_path.unlink(missing_ok=True)
+        return
+    want = cert.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    if next_key_path.exists():
+        next_key = _load_ec_key(_read(next_key_path, "renewal key"), "renewal key")
+        if _spki(next_key.public_key()) != want:
+            _LOGGER.warning("dropping a renewed certificate that does not match the renewal key")
+            next_cert_path.unlink(missing_ok=True)
+            return
+        rename_atomic(next_key_path, directory / CAR_KEY_FILE)
+    key = _load_ec_key(_read(directory / CAR_KEY_FILE, "car key"), "car key")
+    if _spki(key.public_key()) != want:
+        _LOGGER.warning("dropping a renewed certificate that does not match the car key")
+        next_cert_path.unlink(missing_ok=True)
+        return
+    rename_atomic(next_cert_path, directory / CAR_CERT_FILE)
+    _LOGGER.info("switched to the renewed certificate in %s", directory)
+
+
 def _leaf_key_usage() -> x509.KeyUsage:
     return x509.KeyUsage(
         digital_signature=True,
@@ -768,7 +843,12 @@ class CarIdentity:
 
     @classmethod
     def load(cls, directory: Path) -> CarIdentity:
-        """Load the identity in ``directory`` (the certificate may not be there yet)."""
+        """Load the identity in ``directory`` (the certificate may not be there yet).
+
+        Completes a renewal switch that a crash interrupted.
+        """
+        if (directory / NEXT_CAR_CERT_FILE).exists():
+            _finish_renewal(directory)
         path = directory / CAR_KEY_FILE
         key = _load_ec_key(_read(path, "car key"), "car key")
         _check_private_mode(path)
@@ -795,32 +875,91 @@ class CarIdentity:
         """
         ca = _load_cert(ca_pem, "home CA certificate")
         cert = _load_cert(cert_pem, "car certificate")
-        if not _is_ca_certificate(ca):
-            raise CertificateError("the home CA certificate is not a CA")
-        try:
-            ca.verify_directly_issued_by(ca)
-            cert.verify_directly_issued_by(ca)
-        except (ValueError, TypeError, InvalidSignature) as err:
-            raise CertificateError(f"the certificate is not signed by the home CA: {err}") from err
-        if cert.public_key().public_bytes(
-            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-        ) != _spki(self._key.public_key()):
-            raise CertificateError("the certificate is not for this car's key")
-        now = _now()
-        if not cert.not_valid_before_utc <= now + _BACKDATE or cert.not_valid_after_utc <= now:
-            raise CertificateError("the certificate is not valid now")
-        try:
-            usages = cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
-        except x509.ExtensionNotFound as err:
-            raise CertificateError("the certificate has no extended key usage") from err
-        if ExtendedKeyUsageOID.CLIENT_AUTH not in usages:
-            raise CertificateError("the certificate does not allow client authentication")
+        _check_car_certificate(cert, ca, _spki(self._key.public_key()))
         if self.ca_path.exists():
             stored = _load_cert(_read(self.ca_path, "home CA certificate"), "home CA certificate")
             if stored != ca:
                 raise CertificateError("a different home CA is already stored here")
         write_public(self.ca_path, _cert_pem(ca))
         write_public(self.cert_path, _cert_pem(cert))
+
+    # -- renewal ------------------------------------------------------------------
+    @property
+    def next_key_path(self) -> Path:
+        """``car.next.key`` (0600): the key of a renewal in progress."""
+        return self.directory / NEXT_CAR_KEY_FILE
+
+    @property
+    def renewal_pending(self) -> bool:
+        """True while a renewal key waits for its certificate."""
+        return self.next_key_path.exists()
+
+    def renewal_csr_pem(self, *, new_key: bool = True) -> bytes:
+        """A CSR for renewing the stored certificate (same vehicle id).
+
+        With ``new_key`` (the default) the CSR is for the pending renewal key,
+        made now (0600) unless an earlier request already made it; the current
+        key stays in use until ``install_renewed_certificate``. Without, the
+        CSR is for the current key.
+        """
+        vehicle_id = self.vehicle_id
+        if vehicle_id is None:
+            raise CertificateError(f"no certificate stored in {self.directory}: nothing to renew")
+        key = self._key
+        if new_key:
+            if self.next_key_path.exists():
+                key = _load_ec_key(_read(self.next_key_path, "renewal key"), "renewal key")
+            else:
+                key = ec.generate_private_key(ec.SECP256R1())
+                write_private(self.next_key_path, _key_pem(key))
+        csr = (
+            x509.CertificateSigningRequestBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, vehicle_id)]))
+            .sign(key, hashes.SHA256())
+        )
+        return csr.public_bytes(serialization.Encoding.PEM)
+
+    def install_renewed_certificate(self, cert_pem: bytes, ca_pem: bytes | None = None) -> bool:
+        """Check a renewed certificate and switch to it; False if it is already the current one.
+
+        It must come from the stored home CA (``ca_pem``, when given, must be
+        that CA), name the same vehicle id, be valid now, allow client
+        authentication and carry either the pending renewal key or the
+        current key. For the renewal key the switch is crash-safe (see the
+        module doc) and the pending key becomes the identity's key.
+        """
+        ca = _load_cert(_read(self.ca_path, "home CA certificate"), "home CA certificate")
+        if ca_pem is not None and _load_cert(ca_pem, "home CA certificate") != ca:
+            raise CertificateError("the renewed certificate names a different home CA")
+        cert = _load_cert(cert_pem, "renewed certificate")
+        current = self.certificate()
+        if current is not None and cert == current:
+            return False
+        if current is not None and _common_name(cert) != _common_name(current):
+            raise CertificateError(
+                f"the renewed certificate is for {_common_name(cert)!r}, "
+                f"not this car ({_common_name(current)!r})"
+            )
+        cert_spki = cert.public_key().public_bytes(
+            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+        if cert_spki == _spki(self._key.public_key()):
+            _check_car_certificate(cert, ca, cert_spki)
+            write_public(self.cert_path, _cert_pem(cert))
+            return True
+        if not self.next_key_path.exists():
+            raise CertificateError("the renewed certificate is not for this car's key")
+        next_key = _load_ec_key(_read(self.next_key_path, "renewal key"), "renewal key")
+        _check_car_certificate(cert, ca, _spki(next_key.public_key()))
+        write_public(self.directory / NEXT_CAR_CERT_FILE, _cert_pem(cert))
+        _finish_renewal(self.directory)
+        self._key = next_key
+        return True
+
+    def discard_renewal(self) -> None:
+        """Forget a pending renewal key (the next renewal makes a new one)."""
+        self.next_key_path.unlink(missing_ok=True)
+        (self.directory / NEXT_CAR_CERT_FILE).unlink(missing_ok=True)
 
     def certificate(self) -> x509.Certificate | None:
         """The stored car certificate, or None before pairing completed."""

@@ -22,12 +22,25 @@ closes only that connection.
 
 State on disk under ``state_dir``: ``ledger.db`` (highest seq handled per car)
 and ``cars/<vehicle_id>/outbox.db`` (what the hub still has to deliver).
+
+Certificates (``bridge.renewal``): a car's ``renew_request`` is answered by
+the server itself (``handle_renewals``, on by default): the CSR is signed for
+the vehicle id of the car's verified certificate, never one from the message,
+and the certificate goes back as a durable ``renew_response``;
+``on_renewal(RenewalEvent)`` tells the application. ``revoke()`` revokes in
+the CA, reloads the CRL into the running TLS context (new handshakes of that
+car fail) and closes its live link (4003); ``refresh_revocations()`` does the
+last two for revocations made elsewhere (another process), and with
+``crl_watch_s`` the server does that whenever ``crl.pem`` changes.
+``on_revocation(RevocationEvent)`` reports each car found revoked.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
+import inspect
 import logging
 import ssl
 import time
@@ -53,7 +66,7 @@ from bridge._session import (
 from bridge.errors import BridgeError, CertificateError, ProtocolError
 from bridge.ledger import InboundLedger
 from bridge.outbox import Outbox
-from bridge.pki import HomeCA, vehicle_id_from_certificate
+from bridge.pki import CAR_CERT_DAYS, HomeCA, vehicle_id_from_certificate
 from bridge.protocol import (
     SUPPORTED_VERSIONS,
     Envelope,
@@ -63,6 +76,7 @@ from bridge.protocol import (
     make_control,
     negotiate_version,
 )
+from bridge.renewal import HubRenewals, RenewalEvent, RevocationEvent
 
 __all__ = ["WS_PATH", "HubHandler", "HubServer", "PeerInfo", "ServerLimits"]
 
@@ -76,10 +90,16 @@ _HELLO_TIMEOUT_S: Final[float] = 10.0
 
 @dataclass(frozen=True, kw_only=True)
 class PeerInfo:
-    """Who is on the other end: the vehicle id from its certificate and its address."""
+    """Who is on the other end: the vehicle id from its certificate and its address.
+
+    ``serial`` and ``certificate_expiry`` describe the certificate the car
+    connected with (None when the server did not see one, e.g. in tests).
+    """
 
     vehicle_id: str
     remote: str
+    serial: int | None = None
+    certificate_expiry: dt.datetime | None = None
 
 
 class HubHandler(Protocol):
@@ -138,6 +158,11 @@ class HubServer:
         hub_id: str | None = None,
         window: int = 1000,
         outbox_max_bytes: int | None = None,
+        handle_renewals: bool = True,
+        renewal_days: int = CAR_CERT_DAYS,
+        on_renewal: Callable[[RenewalEvent], object] | None = None,
+        on_revocation: Callable[[RevocationEvent], object] | None = None,
+        crl_watch_s: float | None = None,
     ) -> None:
         self._ca = ca
         self._state_dir = state_dir
@@ -158,6 +183,12 @@ class HubServer:
         self._buckets: dict[str, TokenBucket] = {}
         self._active = 0
         self._stopping = False
+        self._renewals = HubRenewals(ca, days=renewal_days) if handle_renewals else None
+        self._on_renewal = on_renewal
+        self._on_revocation = on_revocation
+        self._crl_watch_s = crl_watch_s
+        self._crl_task: asyncio.Task[None] | None = None
+        self._revoked: set[int] = set()
         self.duplicates = 0
         """Resent messages dropped as duplicates so far (over all cars and links)."""
 
@@ -178,6 +209,7 @@ class HubServer:
     async def _start(self) -> None:
         loop = asyncio.get_running_loop()
         self._ssl = await loop.run_in_executor(None, self._ca.server_ssl_context)
+        self._revoked = await loop.run_in_executor(None, self._revoked_serials)
         self._ledger = InboundLedger(self._state_dir / "ledger.db")
         await self._ledger.open()
         app = web.Application()
@@ -193,11 +225,18 @@ class HubServer:
         if self.port == 0 and isinstance(server, asyncio.Server) and server.sockets:
             self.port = int(server.sockets[0].getsockname()[1])
         self._stopping = False
+        if self._crl_watch_s is not None and self._crl_watch_s > 0:
+            self._crl_task = asyncio.create_task(self._watch_crl(self._crl_watch_s))
         _LOGGER.info("hub %s listening on %s:%d", self.hub_id, self._host, self.port)
 
     async def stop(self) -> None:
         """Close every car's link (1001), stop listening, flush and close storage."""
         self._stopping = True
+        if self._crl_task is not None:
+            self._crl_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._crl_task
+            self._crl_task = None
         for link in list(self._links.values()):
             await link.session.close(CLOSE_SHUTDOWN, "hub is shutting down")
         for link in list(self._links.values()):
@@ -217,6 +256,67 @@ class HubServer:
         """Make new handshakes see the CA's current revocation list (after a revoke)."""
         if self._ssl is not None:
             await asyncio.get_running_loop().run_in_executor(None, self._ca.reload_crl, self._ssl)
+
+    async def revoke(
+        self, vehicle_id_or_serial: str, *, reason: str = "certificate revoked"
+    ) -> list[RevocationEvent]:
+        """Revoke a car (every certificate of a vehicle id, or one hex serial) and enforce it.
+
+        Revokes in the CA, reloads the CRL into the running TLS context (the
+        car's next handshake fails) and closes the car's live link with 4003
+        and ``reason``. Raises ``CertificateError`` for an unknown id or
+        serial. Returns what was found revoked (also passed to ``on_revocation``).
+        """
+        await asyncio.get_running_loop().run_in_executor(
+            None, self._ca.revoke, vehicle_id_or_serial
+        )
+        return await self.refresh_revocations(reason=reason)
+
+    async def refresh_revocations(
+        self, *, reason: str = "certificate revoked"
+    ) -> list[RevocationEvent]:
+        """Apply the CA's current revocations: reload the CRL, close revoked cars' links.
+
+        For revocations made elsewhere (``carhub-bridge revoke``, another
+        ``HomeCA`` object). Returns one event per vehicle with newly revoked
+        certificates or a link that was closed.
+        """
+        loop = asyncio.get_running_loop()
+        if self._ssl is not None:
+            try:
+                await self.reload_crl()
+            except CertificateError as err:
+                # Live links are still closed and new ones refused by the revocation
+                # check after the handshake (_is_revoked reads issued.json).
+                _LOGGER.error("cannot reload the CRL: %s", err)
+        records = await loop.run_in_executor(None, self._ca.issued_certificates)
+        revoked = {r.serial: r.vehicle_id for r in records if r.revoked_at is not None}
+        new: dict[str, list[int]] = {}
+        for serial, vehicle_id in revoked.items():
+            if serial not in self._revoked:
+                new.setdefault(vehicle_id, []).append(serial)
+        # No await between updating the set and listing the links: a car that
+        # registers its link after this sees the serial in _revoked.
+        self._revoked = set(revoked)
+        doomed = [
+            vid
+            for vid, link in self._links.items()
+            if link.peer.serial is not None and link.peer.serial in revoked
+        ]
+        for vid in doomed:
+            _LOGGER.warning("closing the link of %s: %s", vid, reason)
+            await self.disconnect(vid, reason)
+        events = [
+            RevocationEvent(
+                vehicle_id=vid,
+                serials=tuple(sorted(new.get(vid, []))),
+                disconnected=vid in doomed,
+            )
+            for vid in sorted(set(new) | set(doomed))
+        ]
+        for event in events:
+            await self._emit(self._on_revocation, event)
+        return events
 
     # -- queries and commands ---------------------------------------------------
 
@@ -265,7 +365,51 @@ class HubServer:
                 self._outboxes[vehicle_id] = outbox
             return outbox
 
-    def _peer_vehicle_id(self, request: web.Request) -> tuple[str, int] | None:
+    async def _emit(self, hook: Callable[[Any], object] | None, event: object) -> None:
+        if hook is None:
+            return
+        try:
+            result = hook(event)
+            if inspect.isawaitable(result):
+                await result
+        except Exception:
+            _LOGGER.exception("hook %r failed on %r", hook, event)
+
+    def _revoked_serials(self) -> set[int]:
+        return {r.serial for r in self._ca.issued_certificates() if r.revoked_at is not None}
+
+    def _crl_signature(self) -> tuple[int, int, int] | None:
+        try:
+            st = self._ca.crl_path.stat()
+        except OSError:
+            return None
+        return st.st_mtime_ns, st.st_size, st.st_ino
+
+    async def _watch_crl(self, interval_s: float) -> None:
+        """Apply revocations made by other processes when ``crl.pem`` changes."""
+        loop = asyncio.get_running_loop()
+        seen = await loop.run_in_executor(None, self._crl_signature)
+        while True:
+            await asyncio.sleep(interval_s)
+            now = await loop.run_in_executor(None, self._crl_signature)
+            if now == seen:
+                continue
+            seen = now
+            _LOGGER.info("%s changed: applying revocations", self._ca.crl_path)
+            try:
+                await self.refresh_revocations()
+            except (BridgeError, OSError) as err:
+                _LOGGER.error("cannot apply the new CRL: %s", err)
+
+    async def _handle_renewal(self, peer: PeerInfo, env: Envelope) -> None:
+        assert self._renewals is not None
+        body, event = await asyncio.get_running_loop().run_in_executor(
+            None, self._renewals.handle, peer.vehicle_id, env.body, peer.certificate_expiry
+        )
+        await self.send(peer.vehicle_id, MessageType.RENEW_RESPONSE, body)
+        await self._emit(self._on_renewal, event)
+
+    def _peer_vehicle_id(self, request: web.Request) -> tuple[str, int, dt.datetime | None] | None:
         transport = request.transport
         ssl_obj = transport.get_extra_info("ssl_object") if transport is not None else None
         der = ssl_obj.getpeercert(binary_form=True) if ssl_obj is not None else None
@@ -277,10 +421,10 @@ class HubServer:
             _LOGGER.warning("refusing a peer certificate: %s", err)
             return None
         try:
-            serial = x509.load_der_x509_certificate(der).serial_number
+            cert = x509.load_der_x509_certificate(der)
         except ValueError:
             return None
-        return vehicle_id, serial
+        return vehicle_id, cert.serial_number, cert.not_valid_after_utc
 
     async def _is_revoked(self, serial: int) -> bool:
         check = getattr(self._ca, "is_revoked", None)
@@ -296,11 +440,16 @@ class HubServer:
         ident = self._peer_vehicle_id(request)
         if ident is None:
             raise web.HTTPForbidden(text="a valid car certificate is required\n")
-        vehicle_id, serial = ident
+        vehicle_id, serial, expiry = ident
         if await self._is_revoked(serial):
             _LOGGER.warning("refusing %s: certificate %x is revoked", vehicle_id, serial)
             raise web.HTTPForbidden(text="certificate revoked\n")
-        peer = PeerInfo(vehicle_id=vehicle_id, remote=str(request.remote or "?"))
+        peer = PeerInfo(
+            vehicle_id=vehicle_id,
+            remote=str(request.remote or "?"),
+            serial=serial,
+            certificate_expiry=expiry,
+        )
         limits = self.limits
         ws = web.WebSocketResponse(
             max_msg_size=limits.max_message_bytes, autoping=True, compress=False, timeout=5.0
@@ -410,6 +559,9 @@ class HubServer:
             self._buckets[peer.vehicle_id] = bucket
 
         async def deliver(env: Envelope) -> None:
+            if env.type == MessageType.RENEW_REQUEST and self._renewals is not None:
+                await self._handle_renewal(peer, env)
+                return
             await self._handler.on_message(peer, env)
 
         session = LinkSession(
@@ -428,6 +580,10 @@ class HubServer:
             inbound_limit=bucket,
         )
         link = _CarLink(peer, ws, session)
+        if peer.serial is not None and peer.serial in self._revoked:
+            # Revoked while this car was saying hello (see refresh_revocations).
+            await ws.close(code=CLOSE_UNAUTHORIZED, message=b"certificate revoked")
+            return
         self._links[peer.vehicle_id] = link
         started = time.monotonic()
         try:

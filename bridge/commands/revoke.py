@@ -1,8 +1,14 @@
 """`carhub-bridge revoke VEHICLE_ID_OR_SERIAL`: revoke a car's certificate(s).
 
 A vehicle id revokes every certificate of that car; a hex serial (as
-``carhub-bridge ca show`` prints it) revokes one. The CRL is rewritten at
-once; a running hub applies it to new handshakes when it reloads the CRL.
+``carhub-bridge ca show`` prints it) revokes one. The CRL (``crl.pem``) is
+rewritten at once. A running ``carhub-bridge serve`` on the same ``--ca-dir``
+picks it up by itself: it checks ``crl.pem`` every ``--crl-check`` seconds
+(10 by default) and at once on SIGHUP (``kill -HUP <pid of serve>``); it then
+reloads the CRL into its TLS context (the car's next handshake fails) and
+closes the car's live link (close code 4003, "certificate revoked"). Other
+hubs (the Home Assistant integration) use ``HubServer.revoke()`` or
+``HubServer.refresh_revocations()``.
 """
 
 from __future__ import annotations
@@ -19,7 +25,16 @@ DEFAULT_CA_DIR = Path("certs")
 
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     """Add the ``revoke`` sub-command."""
-    parser = subparsers.add_parser("revoke", help="revoke a car's certificate")
+    parser = subparsers.add_parser(
+        "revoke",
+        help="revoke a car's certificate",
+        description=(
+            "Revoke every certificate of a vehicle id, or one by hex serial. A running "
+            "'carhub-bridge serve' using the same CA directory applies it within its "
+            "--crl-check interval, or at once on SIGHUP: it refuses the car's next "
+            "handshake and closes its live link."
+        ),
+    )
     parser.add_argument("target", metavar="VEHICLE_ID_OR_SERIAL", help="vehicle id or hex serial")
     parser.add_argument("--ca-dir", type=Path, default=DEFAULT_CA_DIR, help="CA directory")
     parser.set_defaults(func=run)
@@ -39,4 +54,9 @@ def run(args: argparse.Namespace) -> int:
         print(f"{args.target}: already revoked")
     for record in now:
         print(f"revoked {record.vehicle_id} serial {record.serial_hex}")
+    if now:
+        print(
+            "a running 'carhub-bridge serve' applies this within its --crl-check interval "
+            "(send it SIGHUP to apply it now)"
+        )
     return 0

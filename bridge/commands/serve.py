@@ -11,11 +11,26 @@ Connection changes are printed as lines with an ``event`` key instead of
     {"event": "connected", "vehicle_id": "car-1a2b", "remote": "192.0.2.7", "hello": {...}}
     {"event": "disconnected", "vehicle_id": "car-1a2b"}
 
+Certificates: cars renew their certificate over the link; every renewal
+(or refusal) the hub performs is printed, and so is every revocation it
+enforces (the car's live link is closed, its next handshake fails)::
+
+    {"event": "renewed", "vehicle_id": "car-1a2b", "serial": "5f...", "not_after": "2026-...", ...}
+    {"event": "renewal_refused", "vehicle_id": "car-1a2b", "detail": "...", ...}
+    {"event": "revoked", "vehicle_id": "car-1a2b", "serials": ["5f..."], "disconnected": true}
+    {"event": "crl_reloaded", "trigger": "SIGHUP"|"stdin"}
+
+Revocations made by ``carhub-bridge revoke`` (another process) are picked up
+when ``crl.pem`` changes (checked every ``--crl-check`` seconds) and at once on
+SIGHUP (``kill -HUP <pid>``).
+
 Messages to cars: ``--notify VEHICLE_ID MESSAGE`` (repeatable) queues a
 notification at start; while running, each stdin line is a command:
 
     notify VEHICLE_ID MESSAGE...
     command VEHICLE_ID snapshot|clear_dtcs|renew_certificate
+    revoke VEHICLE_ID_OR_SERIAL                                 (revoke and disconnect)
+    reload-crl                                                  (like SIGHUP)
     {"vehicle_id": "...", "type": "notify", "body": {...}}     (any durable type)
 
 Queued messages are durable (the hub's per-car outbox under --state-dir) and
@@ -39,8 +54,9 @@ from typing import Any, TextIO
 import orjson
 
 from bridge.errors import BridgeError
-from bridge.pki import HomeCA
+from bridge.pki import CAR_CERT_DAYS, MAX_CAR_CERT_DAYS, HomeCA
 from bridge.protocol import DURABLE_TYPES, Envelope, MessageType
+from bridge.renewal import RenewalEvent, RevocationEvent
 from bridge.server import HubServer, PeerInfo, ServerLimits
 
 DEFAULT_CA_DIR = Path("certs")
@@ -86,6 +102,22 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     parser.add_argument(
         "--max-connections", type=int, default=64, help="concurrent car connections"
     )
+    parser.add_argument(
+        "--renewal-days",
+        type=int,
+        default=CAR_CERT_DAYS,
+        help=f"validity of renewed car certificates (1..{MAX_CAR_CERT_DAYS})",
+    )
+    parser.add_argument(
+        "--no-renewals", action="store_true", help="refuse to handle certificate renewals"
+    )
+    parser.add_argument(
+        "--crl-check",
+        type=float,
+        default=10.0,
+        help="seconds between checks of crl.pem for revocations made by "
+        "'carhub-bridge revoke' (0: only on SIGHUP)",
+    )
     parser.set_defaults(func=run)
 
 
@@ -122,6 +154,12 @@ class _Printer:
 
     async def on_disconnect(self, peer: PeerInfo) -> None:
         self.line({"event": "disconnected", "vehicle_id": peer.vehicle_id})
+
+    def renewal(self, event: RenewalEvent) -> None:
+        self.line({"event": "renewed" if event.ok else "renewal_refused", **event.to_json()})
+
+    def revocation(self, event: RevocationEvent) -> None:
+        self.line({"event": "revoked", **event.to_json()})
 
 
 def parse_command(line: str, ttl: float) -> tuple[str, MessageType, dict[str, Any]]:
@@ -163,6 +201,15 @@ def _stdin_lines(loop: asyncio.AbstractEventLoop, queue: asyncio.Queue[str | Non
     threading.Thread(target=pump, name="serve-stdin", daemon=True).start()
 
 
+async def _reload_crl(hub: HubServer, printer: _Printer, trigger: str) -> None:
+    try:
+        await hub.refresh_revocations()
+    except (BridgeError, OSError) as err:
+        printer.line({"event": "error", "error": f"cannot reload the CRL: {err}"})
+        return
+    printer.line({"event": "crl_reloaded", "trigger": trigger})
+
+
 async def _read_stdin(hub: HubServer, printer: _Printer, ttl: float) -> None:
     queue: asyncio.Queue[str | None] = asyncio.Queue()
     _stdin_lines(asyncio.get_running_loop(), queue)
@@ -171,6 +218,16 @@ async def _read_stdin(hub: HubServer, printer: _Printer, ttl: float) -> None:
         if line is None:
             return  # EOF: keep serving, stop reading
         if not line.strip():
+            continue
+        words = line.split()
+        if words[0] == "reload-crl" and len(words) == 1:
+            await _reload_crl(hub, printer, "stdin")
+            continue
+        if words[0] == "revoke" and len(words) == 2:
+            try:
+                await hub.revoke(words[1])  # the revocation hook prints what happened
+            except BridgeError as err:
+                printer.line({"event": "error", "error": str(err), "line": line.rstrip("\n")})
             continue
         try:
             vehicle_id, type_, body = parse_command(line, ttl)
@@ -194,6 +251,11 @@ async def _serve(args: argparse.Namespace) -> int:
     limits = ServerLimits(
         max_msgs_per_s=args.max_msgs_per_s, burst=args.burst, max_connections=args.max_connections
     )
+    if not 1 <= args.renewal_days <= MAX_CAR_CERT_DAYS:
+        print(
+            f"carhub-bridge serve: --renewal-days must be 1..{MAX_CAR_CERT_DAYS}", file=sys.stderr
+        )
+        return 2
     hub = HubServer(
         ca=ca,
         state_dir=args.state_dir,
@@ -201,6 +263,11 @@ async def _serve(args: argparse.Namespace) -> int:
         host=args.host,
         port=args.port,
         limits=limits,
+        handle_renewals=not args.no_renewals,
+        renewal_days=args.renewal_days,
+        on_renewal=printer.renewal,
+        on_revocation=printer.revocation,
+        crl_watch_s=args.crl_check if args.crl_check > 0 else None,
     )
     try:
         await hub.start()
@@ -212,6 +279,15 @@ async def _serve(args: argparse.Namespace) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, stop.set)
+    reloads: set[asyncio.Task[None]] = set()
+
+    def on_sighup() -> None:
+        task = asyncio.create_task(_reload_crl(hub, printer, "SIGHUP"))
+        reloads.add(task)
+        task.add_done_callback(reloads.discard)
+
+    with contextlib.suppress(NotImplementedError, RuntimeError, AttributeError):
+        loop.add_signal_handler(signal.SIGHUP, on_sighup)
     for vehicle_id, message in args.notify:
         body = {"message": message, "priority": "normal", "expires_at": time.time() + args.ttl}
         try:
@@ -228,6 +304,8 @@ async def _serve(args: argparse.Namespace) -> int:
     finally:
         if reader is not None:
             reader.cancel()
+        for task in list(reloads):
+            task.cancel()
         await hub.stop()
     return 0
 
