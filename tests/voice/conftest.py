@@ -22,17 +22,44 @@ def _need(tool: str) -> str:
     return path
 
 
-def synth(text: str, *, voice: str = "ko+f3", speed: int = 175, pitch: int = 70,
-          lead_s: float = 0.4, tail_s: float = 0.6) -> bytes:
+def synth(
+    text: str,
+    *,
+    voice: str = "ko+f3",
+    speed: int = 175,
+    pitch: int = 70,
+    lead_s: float = 0.4,
+    tail_s: float = 0.6,
+) -> bytes:
     """espeak-ng speech as 16 kHz mono int16 PCM, with silence around it."""
     wav = subprocess.run(
         [_need("espeak-ng"), "-v", voice, "-s", str(speed), "-p", str(pitch), "--stdout", text],
-        capture_output=True, check=True, timeout=30,
+        capture_output=True,
+        check=True,
+        timeout=30,
     ).stdout
     raw = subprocess.run(
-        [_need("sox"), "-t", "wav", "-", "-t", "raw", "-r", "16000", "-c", "1", "-b", "16",
-         "-e", "signed-integer", "-"],
-        input=wav, capture_output=True, check=True, timeout=30,
+        [
+            _need("sox"),
+            "-t",
+            "wav",
+            "-",
+            "-t",
+            "raw",
+            "-r",
+            "16000",
+            "-c",
+            "1",
+            "-b",
+            "16",
+            "-e",
+            "signed-integer",
+            "-",
+        ],
+        input=wav,
+        capture_output=True,
+        check=True,
+        timeout=30,
     ).stdout
     pad = lambda s: b"\0\0" * int(s * 16000)  # noqa: E731
     return pad(lead_s) + raw + pad(tail_s)
@@ -41,9 +68,29 @@ def synth(text: str, *, voice: str = "ko+f3", speed: int = 175, pitch: int = 70,
 def sox_noise(seconds: float, kind: str = "brownnoise", gain: float = 0.3) -> bytes:
     """Noise from sox (car-like rumble by default) as 16 kHz mono int16 PCM."""
     return subprocess.run(
-        [_need("sox"), "-n", "-t", "raw", "-r", "16000", "-c", "1", "-b", "16",
-         "-e", "signed-integer", "-", "synth", str(seconds), kind, "vol", str(gain)],
-        capture_output=True, check=True, timeout=30,
+        [
+            _need("sox"),
+            "-n",
+            "-t",
+            "raw",
+            "-r",
+            "16000",
+            "-c",
+            "1",
+            "-b",
+            "16",
+            "-e",
+            "signed-integer",
+            "-",
+            "synth",
+            str(seconds),
+            kind,
+            "vol",
+            str(gain),
+        ],
+        capture_output=True,
+        check=True,
+        timeout=30,
     ).stdout
 
 

@@ -50,20 +50,42 @@ def test_korean_and_chinese_answers() -> None:
 
 
 def test_electric_car_battery_and_range() -> None:
-    ev = {"Vehicle.Powertrain.TractionBattery.StateOfCharge.Displayed": 76,
-          "Vehicle.Powertrain.TractionBattery.Range": 301}
-    assert ask("CarBattery", values=ev) == "The battery is at 76 percent, good for about 301 kilometres."
+    ev = {
+        "Vehicle.Powertrain.TractionBattery.StateOfCharge.Displayed": 76,
+        "Vehicle.Powertrain.TractionBattery.Range": 301,
+    }
+    assert (
+        ask("CarBattery", values=ev)
+        == "The battery is at 76 percent, good for about 301 kilometres."
+    )
     assert ask("CarFuel", values=ev).startswith("The battery is at 76 percent")
     assert ask("CarRange", values=ev) == "You can drive about 301 kilometres."
 
 
-@pytest.mark.parametrize("name", ["CarSpeed", "CarFuel", "CarTyres", "CarLocks", "CarDoors",
-                                  "CarWarnings", "CarRange", "CarBattery"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "CarSpeed",
+        "CarFuel",
+        "CarTyres",
+        "CarLocks",
+        "CarDoors",
+        "CarWarnings",
+        "CarRange",
+        "CarBattery",
+    ],
+)
 def test_unknown_or_bad_values_are_said_so(name: str) -> None:
-    bad = {"Vehicle.Speed": "fast", "Vehicle.Cabin.Door.Row1.DriverSide.IsLocked": "maybe",
-           "Vehicle.Diagnostics.DTCs": "broken"}
+    bad = {
+        "Vehicle.Speed": "fast",
+        "Vehicle.Cabin.Door.Row1.DriverSide.IsLocked": "maybe",
+        "Vehicle.Diagnostics.DTCs": "broken",
+    }
     assert ask(name, values=bad).startswith("I do not know the")
 
 
 def test_no_warnings() -> None:
-    assert ask("CarWarnings", "ko", {"Vehicle.Diagnostics.DTCs": []}) == "경고가 없어요. 모두 정상입니다."
+    assert (
+        ask("CarWarnings", "ko", {"Vehicle.Diagnostics.DTCs": []})
+        == "경고가 없어요. 모두 정상입니다."
+    )

@@ -34,8 +34,11 @@ class FakeHome:
     async def send(self, type: MessageType, body: dict[str, Any]) -> int:
         self.sent.append((type, body))
         if self.answer and self.requester is not None:
-            reply = {"request_id": body["request_id"], "text": f"done: {body['text']}",
-                     "success": True}
+            reply = {
+                "request_id": body["request_id"],
+                "text": f"done: {body['text']}",
+                "success": True,
+            }
             asyncio.get_running_loop().call_later(0.01, self.requester.on_reply, reply)
         return len(self.sent)
 
@@ -100,8 +103,13 @@ async def test_notifications_wait_for_the_manoeuvre_and_expire() -> None:
     state: dict[str, object] = {"Vehicle.Speed": 80.0, "Vehicle.Chassis.SteeringWheel.Angle": 120.0}
     clock = Clock()
     tts = NullTts()
-    speaker = NotificationSpeaker(tts, state.get, language="en", clock=clock,
-                                  policy=ManoeuvrePolicy(speed_kmh=30, steering_deg=45))
+    speaker = NotificationSpeaker(
+        tts,
+        state.get,
+        language="en",
+        clock=clock,
+        policy=ManoeuvrePolicy(speed_kmh=30, steering_deg=45),
+    )
     assert speaker.submit({"message": "low", "priority": "low", "expires_at": 2000.0})
     assert speaker.submit({"message": "urgent", "priority": "high", "expires_at": 2000.0})
     assert speaker.submit({"message": "soon stale", "priority": "normal", "expires_at": 1005.0})
@@ -120,7 +128,9 @@ async def test_notifications_wait_for_the_manoeuvre_and_expire() -> None:
 def test_manoeuvre_policy() -> None:
     policy = ManoeuvrePolicy()
     assert policy.busy({"Vehicle.Powertrain.Transmission.SelectedGear": "R"}.get)
-    assert not policy.busy({"Vehicle.Speed": 10.0, "Vehicle.Chassis.SteeringWheel.Angle": 300.0}.get)
+    assert not policy.busy(
+        {"Vehicle.Speed": 10.0, "Vehicle.Chassis.SteeringWheel.Angle": 300.0}.get
+    )
     assert not policy.busy({}.get)
 
 

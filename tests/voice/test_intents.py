@@ -17,14 +17,38 @@ from vehicle_agent.voice.intents import SentenceSet
     [
         ("ko", ["거실 조명"], ["거실"], "지금 속도 알려줘", "CarSpeed()"),
         ("ko", ["거실 조명"], ["거실"], "거실 조명 꺼줘", "HassTurnOff(name=거실 조명)"),
-        ("ko", ["거실 조명"], ["부엌"], "부엌 조명 밝기 오십 퍼센트", "HassLightSet(area=부엌,brightness=50)"),
-        ("ko", ["거실 조명"], ["부엌"], "부엌 조명 밝기 50 퍼센트", "HassLightSet(area=부엌,brightness=50)"),
+        (
+            "ko",
+            ["거실 조명"],
+            ["부엌"],
+            "부엌 조명 밝기 오십 퍼센트",
+            "HassLightSet(area=부엌,brightness=50)",
+        ),
+        (
+            "ko",
+            ["거실 조명"],
+            ["부엌"],
+            "부엌 조명 밝기 50 퍼센트",
+            "HassLightSet(area=부엌,brightness=50)",
+        ),
         ("en", ["garage door"], ["kitchen"], "what is my speed", "CarSpeed()"),
-        ("en", ["garage door"], ["kitchen"], "open the garage door", "HassTurnOn(name=garage door)"),
+        (
+            "en",
+            ["garage door"],
+            ["kitchen"],
+            "open the garage door",
+            "HassTurnOn(name=garage door)",
+        ),
         ("en", ["garage door"], ["kitchen"], "are there warnings", "CarWarnings()"),
         ("zh", ["客厅灯"], ["卧室"], "打开客厅灯", "HassTurnOn(name=客厅灯)"),
         ("zh", ["客厅灯"], ["卧室"], "油还剩多少", "CarFuel()"),
-        ("zh", ["客厅灯"], ["卧室"], "把卧室温度调到22度", "HassClimateSetTemperature(area=卧室,temperature=22)"),
+        (
+            "zh",
+            ["客厅灯"],
+            ["卧室"],
+            "把卧室温度调到22度",
+            "HassClimateSetTemperature(area=卧室,temperature=22)",
+        ),
     ],
 )
 def test_templates_recognise_car_and_home_intents(
@@ -40,9 +64,21 @@ def test_templates_recognise_car_and_home_intents(
 def test_every_language_defines_the_same_intents() -> None:
     names = {lang: SentenceSet(lang).intent_names for lang in ("en", "ko", "zh")}
     assert names["en"] == names["ko"] == names["zh"]
-    assert {"CarSpeed", "CarFuel", "CarRange", "CarBattery", "CarTyres", "CarLocks",
-            "CarDoors", "CarWarnings", "HassTurnOn", "HassTurnOff", "HassLightSet",
-            "HassClimateSetTemperature", "HassGetState"} <= set(names["en"])
+    assert {
+        "CarSpeed",
+        "CarFuel",
+        "CarRange",
+        "CarBattery",
+        "CarTyres",
+        "CarLocks",
+        "CarDoors",
+        "CarWarnings",
+        "HassTurnOn",
+        "HassTurnOff",
+        "HassLightSet",
+        "HassClimateSetTemperature",
+        "HassGetState",
+    } <= set(names["en"])
 
 
 def test_home_sentences_need_the_homes_names() -> None:

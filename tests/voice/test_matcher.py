@@ -46,7 +46,10 @@ def test_same_meaning_is_not_a_competitor() -> None:
     ("passes", "reason"),
     [
         ([["오늘 날씨 어때"]] * 4, "distance"),
-        ([["거실 조명 켜 줘"], ["거실 조명 꺼 줘"], ["거실 조명 켜줘"], ["거실 조명 꺼줘"]], "margin"),
+        (
+            [["거실 조명 켜 줘"], ["거실 조명 꺼 줘"], ["거실 조명 켜줘"], ["거실 조명 꺼줘"]],
+            "margin",
+        ),
         ([[""]] * 4, "nothing"),
         ([], "nothing"),
     ],

@@ -44,7 +44,9 @@ def rav4_store() -> StateStore:
 
 
 @pytest.fixture(scope="module")
-def car(ko_assistant_factory: Callable[..., VoiceAssistant], rav4_store: StateStore) -> VoiceAssistant:
+def car(
+    ko_assistant_factory: Callable[..., VoiceAssistant], rav4_store: StateStore
+) -> VoiceAssistant:
     made = ko_assistant_factory(state=rav4_store, tts=NullTts())
     made.set_vocabulary_blocking(list(ENTITIES), list(AREAS))
     return made
@@ -151,9 +153,10 @@ class FakeRuntime:
             await handler("hub1", env)
 
 
-async def wait_for(predicate: Callable[[], bool], timeout: float = 30) -> None:
-    async with asyncio.timeout(timeout):
-        while not predicate():
+async def wait_for(predicate: Callable[[], bool], within_s: float = 30) -> None:
+    """Poll *predicate* (files and journal lines have no event to wait on)."""
+    async with asyncio.timeout(within_s):
+        while not predicate():  # noqa: ASYNC110
             await asyncio.sleep(0.05)
 
 
@@ -171,29 +174,38 @@ async def test_runtime_hook_inbox_vocabulary_and_home_round_trip(
     async def answer(type_: MessageType, body: dict[str, Any]) -> int:
         home.sent.append((type_, body))
         reply = {"request_id": body["request_id"], "text": "불을 껐어요", "success": True}
-        asyncio.get_running_loop().call_later(0.01, asyncio.ensure_future,
-                                              runtime.deliver(MessageType.VOICE_REPLY, reply))
+        asyncio.get_running_loop().call_later(
+            0.01, asyncio.ensure_future, runtime.deliver(MessageType.VOICE_REPLY, reply)
+        )
         return 1
 
     home.send = answer  # type: ignore[method-assign]
     task = asyncio.create_task(runtime.tasks[0]())
     try:
-        await runtime.deliver(MessageType.VOCABULARY,
-                              {"language": "ko", "entities": ENTITIES, "areas": AREAS})
+        await runtime.deliver(
+            MessageType.VOCABULARY, {"language": "ko", "entities": ENTITIES, "areas": AREAS}
+        )
         await wait_for(lambda: ext.assistant is not None)
         inbox.mkdir(exist_ok=True)
         (inbox / "broken.wav").write_bytes(b"not a wav")
         write_wav(inbox / "ptt-1.wav", synth("거실 조명 꺼줘"))
         await wait_for(lambda: (inbox / "ptt-1.done").exists() and (inbox / "broken.done").exists())
-        await runtime.deliver(MessageType.NOTIFY, {"message": "세탁이 끝났어요", "priority": "normal",
-                                                   "expires_at": 4e9})
+        await runtime.deliver(
+            MessageType.NOTIFY,
+            {"message": "세탁이 끝났어요", "priority": "normal", "expires_at": 4e9},
+        )
         await wait_for(lambda: any(e.get("text") == "세탁이 끝났어요" for e in runtime.entries()))
     finally:
         task.cancel()
     entries = runtime.entries()
     intent = next(e for e in entries if e["kind"] == "intent")
     assert intent["intent"] == "HassTurnOff" and intent["outcome"] == "home"
-    assert {"kind": "voice_reply", "hub_id": "hub1", "text": "불을 껐어요", "success": True} in entries
+    assert {
+        "kind": "voice_reply",
+        "hub_id": "hub1",
+        "text": "불을 껐어요",
+        "success": True,
+    } in entries
     spoken = [e["text"] for e in entries if e["kind"] == "spoken"]
     assert "불을 껐어요" in spoken and "세탁이 끝났어요" in spoken
     assert home.sent[0][1]["text"] == "거실 조명 꺼줘"
