@@ -68,8 +68,9 @@ DEMO_ENTITIES: tuple[DemoEntity, ...] = (
     DemoEntity(entity_id="cover.garage_door", area="Garage", aliases=("차고문",)),
 )
 
-#: Default home location when the GPS track has no usable first point.
-_DEFAULT_HOME = (37.3230, -121.9910)
+#: Default home location when the GPS track has no usable first point (the
+#: demo track starts in Utrecht, NL; the home's country and time zone match).
+_DEFAULT_HOME = (52.0812, 5.0124)
 
 
 def _is_on(entity_id: str) -> str:
@@ -95,20 +96,26 @@ def home_location(track: Path = GPS_TRACK) -> tuple[float, float]:
     return float(match.group(1)), float(match.group(2))
 
 
-def build_configuration(*, port: int, location: tuple[float, float]) -> dict[str, Any]:
-    """Return configuration.yaml's content for an instance on 127.0.0.1:``port``."""
+def build_configuration(
+    *, port: int, location: tuple[float, float], zeroconf: bool = True
+) -> dict[str, Any]:
+    """Return configuration.yaml's content for an instance on 127.0.0.1:``port``.
+
+    Without ``zeroconf`` Home Assistant sends no multicast at all (the check
+    and the tests stay on 127.0.0.1; the car is then added manually).
+    """
     lat, lon = location
     light = "input_boolean.demo_{}_power"
-    return {
+    config: dict[str, Any] = {
         "homeassistant": {
             "name": "CarHub Demo Home",
             "latitude": lat,
             "longitude": lon,
             "elevation": 20,
             "unit_system": "metric",
-            "currency": "USD",
-            "country": "US",
-            "time_zone": "UTC",
+            "currency": "EUR",
+            "country": "NL",
+            "time_zone": "Europe/Amsterdam",
             "internal_url": f"http://127.0.0.1:{port}",
         },
         "http": {"server_host": "127.0.0.1", "server_port": port},
@@ -203,10 +210,18 @@ def build_configuration(*, port: int, location: tuple[float, float]) -> dict[str
             }
         ],
     }
+    if not zeroconf:
+        del config["zeroconf"]
+    return config
 
 
 def write_config_dir(
-    config_dir: Path, *, port: int, integration_src: Path = INTEGRATION_SRC, fresh: bool = True
+    config_dir: Path,
+    *,
+    port: int,
+    zeroconf: bool = True,
+    integration_src: Path = INTEGRATION_SRC,
+    fresh: bool = True,
 ) -> None:
     """Create the configuration directory with the integration installed as HACS would.
 
@@ -220,7 +235,7 @@ def write_config_dir(
     (config_dir / "configuration.yaml").write_text(
         "# Written by `python -m demo`: a throwaway Home Assistant for the CarHub demo.\n"
         + yaml.safe_dump(
-            build_configuration(port=port, location=home_location()),
+            build_configuration(port=port, location=home_location(), zeroconf=zeroconf),
             allow_unicode=True,
             sort_keys=False,
         ),
@@ -256,7 +271,7 @@ def integration_closure(config_dir: Path) -> dict[str, dict[str, Any]]:
     """
     core = _components_dir()
     custom = config_dir / "custom_components"
-    todo = [*CONFIGURED_INTEGRATIONS, *_default_integrations(), "carhub"]
+    todo = [*CONFIGURED_INTEGRATIONS, *_default_integrations(), "carhub"]  # superset
     manifests: dict[str, dict[str, Any]] = {}
     while todo:
         domain = todo.pop()

@@ -53,12 +53,14 @@ class HAInstance:
         config_dir: Path,
         *,
         port: int | None = None,
+        zeroconf: bool = True,
         integration_src: Path = INTEGRATION_SRC,
         say: Callable[[str], None] = print,
     ) -> None:
         """Describe the instance; :meth:`prepare` writes the configuration."""
         self.config_dir = config_dir.resolve()
         self._integration_src = integration_src
+        self._zeroconf = zeroconf
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self._say = say
@@ -84,7 +86,12 @@ class HAInstance:
 
     def prepare(self) -> None:
         """Write a fresh config dir with the integration installed; check requirements."""
-        write_config_dir(self.config_dir, port=self.port, integration_src=self._integration_src)
+        write_config_dir(
+            self.config_dir,
+            port=self.port,
+            zeroconf=self._zeroconf,
+            integration_src=self._integration_src,
+        )
         missing = missing_requirements(self.config_dir)
         if missing:
             raise HAStartError(

@@ -208,12 +208,13 @@ class DemoStory:
         await self.step_start_car()
         await self.step_location()
         await self.step_voice(KOREAN_COMMAND, korean_model_dir())
-        if self.opts.english_model is not None:
-            await self.step_voice(ENGLISH_COMMAND, self.opts.english_model)
         await self.step_notify()
         crash = self.opts.check if self.opts.crash_test is None else self.opts.crash_test
         if crash:
             await self.step_crash_restart()
+        if self.opts.english_model is not None:
+            # Last: it restarts the agent with the English model.
+            await self.step_voice(ENGLISH_COMMAND, self.opts.english_model)
 
     # -- 1 -----------------------------------------------------------------------------
     async def step_config(self) -> None:
@@ -221,12 +222,18 @@ class DemoStory:
         self.out.step(
             "Home Assistant configuration (integration installed as HACS would)", key="config"
         )
-        ha = HAInstance(self.opts.config_dir, port=self.opts.ha_port, say=self.out.detail)
+        ha = HAInstance(
+            self.opts.config_dir,
+            port=self.opts.ha_port,
+            zeroconf=self.opts.zeroconf,
+            say=self.out.detail,
+        )
         self.state.ha = ha
         await asyncio.to_thread(ha.prepare)
         manifest = ha.config_dir / "custom_components" / "carhub" / "manifest.json"
         self.out.detail(f"config dir: {ha.config_dir}")
-        self.out.detail(f"integrations configured: {', '.join(CONFIGURED_INTEGRATIONS)}")
+        configured = [i for i in CONFIGURED_INTEGRATIONS if self.opts.zeroconf or i != "zeroconf"]
+        self.out.detail(f"integrations configured: {', '.join(configured)}")
         self._require(
             manifest.is_file(), f"{manifest.relative_to(ha.config_dir)} in place, requirements met"
         )

@@ -94,7 +94,11 @@ def test_config_flow_form_is_answered_like_the_ui() -> None:
 
 
 def test_home_assistant_config_stays_on_loopback_without_default_config() -> None:
-    """configuration.yaml binds HTTP to 127.0.0.1 and does not pull default_config."""
+    """configuration.yaml binds HTTP to 127.0.0.1, pulls no default_config, and the check's
+    variant sends no multicast (no zeroconf)."""
     config = build_configuration(port=8123, location=(52.0, 5.0))
     assert config["http"] == {"server_host": "127.0.0.1", "server_port": 8123}
     assert "default_config" not in config
+    assert "zeroconf" in config
+    quiet = build_configuration(port=8123, location=(52.0, 5.0), zeroconf=False)
+    assert "zeroconf" not in quiet
