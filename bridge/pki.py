@@ -50,6 +50,7 @@ import hashlib
 import ipaddress
 import json
 import logging
+import os
 import re
 import socket
 import ssl
@@ -64,6 +65,11 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - not POSIX
+    fcntl = None  # type: ignore[assignment]
 
 from bridge._fileio import make_private_dir, rename_atomic, write_private, write_public
 from bridge.errors import CertificateError
@@ -96,6 +102,8 @@ SERVER_CERT_FILE = "server.crt"
 SERVER_KEY_FILE = "server.key"
 CRL_FILE = "crl.pem"
 ISSUED_FILE = "issued.json"
+# Serialises issued.json/crl.pem updates between processes (serve and revoke).
+CA_LOCK_FILE = ".ca.lock"
 # Car side, inside one home's directory.
 CAR_KEY_FILE = "car.key"
 CAR_CERT_FILE = "car.crt"
@@ -289,6 +297,54 @@ def _default_hostnames() -> list[str]:
     return names
 
 
+class _CALock:
+    """Reentrant lock across threads AND processes sharing one CA directory.
+
+    ``issued.json`` and ``crl.pem`` are read-modify-written (signing, revoking,
+    re-signing the CRL); a running hub signs renewals while ``carhub-bridge
+    revoke`` may run in another process, and a lost update could drop a
+    revocation. A thread lock plus ``flock`` on a lock file prevents that.
+    Without ``fcntl`` or a writable directory it degrades to the thread lock.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self._path = path
+        self._rlock = threading.RLock()
+        self._depth = 0
+        self._fd: int | None = None
+
+    def __enter__(self) -> None:
+        self._rlock.acquire()
+        try:
+            if self._depth == 0 and fcntl is not None:
+                try:
+                    fd = os.open(self._path, os.O_RDWR | os.O_CREAT, 0o600)
+                except OSError as err:
+                    _LOGGER.debug("no CA lock file %s: %s", self._path, err)
+                else:
+                    try:
+                        fcntl.flock(fd, fcntl.LOCK_EX)
+                    except OSError:
+                        os.close(fd)
+                        raise
+                    self._fd = fd
+            self._depth += 1
+        except BaseException:
+            self._rlock.release()
+            raise
+
+    def __exit__(self, *exc: object) -> None:
+        self._depth -= 1
+        if self._depth == 0 and self._fd is not None:
+            fd, self._fd = self._fd, None
+            try:
+                if fcntl is not None:
+                    fcntl.flock(fd, fcntl.LOCK_UN)
+            finally:
+                os.close(fd)
+        self._rlock.release()
+
+
 class HomeCA:
     """The home's certificate authority, stored in one directory.
 
@@ -306,7 +362,7 @@ class HomeCA:
         self.ca_certificate = cert
         self.ca_cert_pem: bytes = _cert_pem(cert)
         self.hub_id: str = hashlib.sha256(_spki(key.public_key())).hexdigest()[:16]
-        self._lock = threading.RLock()
+        self._lock = _CALock(directory / CA_LOCK_FILE)
 
     # -- paths --------------------------------------------------------------
     @property

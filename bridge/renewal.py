@@ -32,6 +32,7 @@ generation, signing): call it from an executor in asyncio code.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
 import json
@@ -290,8 +291,14 @@ class HubRenewals:
         vehicle_id: str,
         body: dict[str, Any],
         previous_not_after: dt.datetime | None = None,
+        peer_serial: int | None = None,
     ) -> tuple[dict[str, Any], RenewalEvent]:
-        """Sign (or refuse) one request; return the ``renew_response`` body and what happened."""
+        """Sign (or refuse) one request; return the ``renew_response`` body and what happened.
+
+        ``peer_serial`` is the serial of the certificate the car is connected
+        with: if it is revoked (before or while signing) nothing is handed
+        out, and a certificate signed meanwhile is revoked too.
+        """
         request_id = str(body.get("request_id", ""))[:64]
         csr_text = body.get("csr")
 
@@ -306,6 +313,8 @@ class HubRenewals:
             )
             return {"request_id": request_id, "ok": False, "detail": detail}, event
 
+        if peer_serial is not None and self.ca.is_revoked(peer_serial):
+            return refuse("the certificate of this connection is revoked")
         if not isinstance(csr_text, str):
             return refuse("the request carries no CSR")
         csr_pem = csr_text.encode("utf-8", "replace")
@@ -343,6 +352,11 @@ class HubRenewals:
                     at=now,
                 )
                 self._last[vehicle_id] = issued
+        if peer_serial is not None and self.ca.is_revoked(peer_serial):
+            # Revoked while we signed: the new certificate must not outlive the old one.
+            with contextlib.suppress(CertificateError):
+                self.ca.revoke(format(issued.serial, "x"))
+            return refuse("the certificate of this connection is revoked")
         _LOGGER.info(
             "renewed the certificate of %s: serial %x, expires %s%s",
             vehicle_id,

@@ -404,7 +404,12 @@ class HubServer:
     async def _handle_renewal(self, peer: PeerInfo, env: Envelope) -> None:
         assert self._renewals is not None
         body, event = await asyncio.get_running_loop().run_in_executor(
-            None, self._renewals.handle, peer.vehicle_id, env.body, peer.certificate_expiry
+            None,
+            self._renewals.handle,
+            peer.vehicle_id,
+            env.body,
+            peer.certificate_expiry,
+            peer.serial,
         )
         await self.send(peer.vehicle_id, MessageType.RENEW_RESPONSE, body)
         await self._emit(self._on_renewal, event)

@@ -366,3 +366,59 @@ def test_install_refuses_another_home_ca(tmp_path: Path, home_ca: HomeCA) -> Non
         identity.install_renewed_certificate(cert, other.ca_cert_pem)
     with pytest.raises(CertificateError, match="not signed by the home CA"):
         identity.install_renewed_certificate(cert)
+
+
+def test_no_certificate_for_a_revoked_connection(tmp_path: Path) -> None:
+    ca = HomeCA.create(tmp_path / "ca")
+    identity = _identity(ca, tmp_path / "car", "car-rev", days=365)
+    cert = identity.certificate()
+    assert cert is not None
+    hub = HubRenewals(ca)
+    csr = identity.renewal_csr_pem().decode()
+    ca.revoke("car-rev")
+    reply, event = hub.handle("car-rev", {"request_id": "a", "csr": csr}, None, cert.serial_number)
+    assert reply["ok"] is False and "revoked" in reply["detail"] and not event.ok
+    assert len(ca.issued_certificates()) == 1
+
+
+def test_revoked_while_signing_the_new_certificate_is_revoked_too(tmp_path: Path) -> None:
+    ca = HomeCA.create(tmp_path / "ca")
+    identity = _identity(ca, tmp_path / "car", "car-race", days=365)
+    cert = identity.certificate()
+    assert cert is not None
+    sign = ca.sign_car_csr
+
+    def sign_then_owner_revokes(csr_pem: bytes, *, vehicle_id: str, days: int = 365) -> bytes:
+        pem = sign(csr_pem, vehicle_id=vehicle_id, days=days)
+        ca.revoke(format(cert.serial_number, "x"))  # the owner removes the car meanwhile
+        return pem
+
+    ca.sign_car_csr = sign_then_owner_revokes  # type: ignore[method-assign]
+    hub = HubRenewals(ca)
+    body = {"request_id": "a", "csr": identity.renewal_csr_pem().decode()}
+    reply, _ = hub.handle("car-race", body, None, cert.serial_number)
+    assert reply["ok"] is False and "certificate" not in reply
+    records = ca.issued_certificates()
+    assert len(records) == 2 and all(r.revoked_at is not None for r in records)
+
+
+def test_ca_updates_wait_for_another_process_holding_the_ca_lock(tmp_path: Path) -> None:
+    import fcntl
+    import os
+    import threading
+
+    ca = HomeCA.create(tmp_path / "ca")
+    _identity(ca, tmp_path / "car", "car-lock", days=365)
+    fd = os.open(ca.directory / ".ca.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    done = threading.Event()
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)  # what a second process (carhub-bridge revoke) holds
+        worker = threading.Thread(target=lambda: (ca.revoke("car-lock"), done.set()))
+        worker.start()
+        assert not done.wait(0.3)  # blocked behind the other holder
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        assert done.wait(10)
+        worker.join(10)
+    finally:
+        os.close(fd)
+    assert all(r.revoked_at for r in ca.issued_certificates())
