@@ -80,6 +80,15 @@ def _age(iso: str | None) -> str:
     return f"{seconds:5.0f} s ago" if seconds < 3600 else changed.strftime("%H:%M:%S")
 
 
+def _short_number(state: str) -> str:
+    """At most two decimals for numeric states (``12.2075920003226`` -> ``12.21``)."""
+    try:
+        number = float(state)
+    except ValueError:
+        return state
+    return state if round(number, 2) == number else f"{number:.2f}"
+
+
 def render_table(title: str, states: list[dict[str, Any]]) -> str:
     """A text table of entity states: name, state with unit, when it last changed."""
     width = shutil.get_terminal_size((100, 30)).columns
@@ -87,7 +96,7 @@ def render_table(title: str, states: list[dict[str, Any]]) -> str:
     for st in sorted(states, key=lambda s: s["entity_id"]):
         attrs = st.get("attributes", {})
         name = attrs.get("friendly_name", st["entity_id"])
-        value = st["state"]
+        value = _short_number(st["state"])
         if unit := attrs.get("unit_of_measurement"):
             value = f"{value} {unit}"
         rows.append((name, value, st["entity_id"], _age(st.get("last_changed"))))
