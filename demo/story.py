@@ -314,7 +314,6 @@ class DemoStory:
         self.out.step(
             "Add the car in Home Assistant with that code (config-flow REST API)", key="pairing"
         )
-        prefix = ""
         try:
             outcome = await self._config_flow(window, discover=self.opts.zeroconf)
         except FlowVanishedError as err:
@@ -332,14 +331,13 @@ class DemoStory:
                 "UI would show an error here"
             )
             self.state.notes["pairing_ui_error"] = str(err)
-            prefix = "with a 404 from the flow: "
             outcome = PairingOutcome(
-                path="discovered (zeroconf)",
+                path="discovered (zeroconf); the flow answered 404 after creating the entry",
                 entry_id=found["entry_id"],
                 title=found["title"],
                 steps=["zeroconf_confirm"],
             )
-        path = prefix + outcome.path
+        path = outcome.path
         self.out.detail(f"path: {path}; steps: {' -> '.join(outcome.steps)}")
         self.state.notes["pairing_path"] = path
         assert self.state.pairing is not None
