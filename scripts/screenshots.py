@@ -235,7 +235,7 @@ async def shoot(url: str, token: str, out_dir: Path, session: aiohttp.ClientSess
     try:
         await log_in(browser, url, token)
         pages = [
-            ("device-page.png", f"/config/devices/device/{car.device_id}", [car.name, "Sensors"]),
+            ("device.png", f"/config/devices/device/{car.device_id}", [car.name, "Sensors"]),
             ("dashboard.png", dashboard, ["Speed", "Living room light"]),
         ]
         for name, path, needles in pages:
