@@ -44,6 +44,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     parser.add_argument("--model", default="", help="vehicle model")
     parser.add_argument("--no-zeroconf", action="store_true", help="do not advertise via mDNS")
     parser.add_argument(
+        "--linger",
+        type=float,
+        default=5.0,
+        help="seconds to keep advertising after pairing succeeded (default 5), so the "
+        "home's discovered-device flow can finish",
+    )
+    parser.add_argument(
         "--interface", action="append", default=None, help="advertise on this IP only (repeat)"
     )
     parser.add_argument("--window", type=float, default=DEFAULT_WINDOW_S, help=argparse.SUPPRESS)
@@ -89,6 +96,7 @@ async def _pair(args: argparse.Namespace) -> int:
     span = f"{args.window / 60:.0f} minutes" if args.window >= 120 else f"{args.window:.0f} s"
     print(f"Waiting up to {span} for a home to pair...", flush=True)
     advertiser: PairingAdvertiser | None = None
+    paired = False
     try:
         if not args.no_zeroconf:
             advertiser = PairingAdvertiser(
@@ -102,14 +110,20 @@ async def _pair(args: argparse.Namespace) -> int:
                 advertiser = None
         try:
             hub = await server.wait_paired()
+            paired = True
         except PairingClosedError as err:
             print(f"Pairing window closed: {err}", file=sys.stderr)
             await asyncio.to_thread(registry.discard_pending)
             return 3
     finally:
-        if advertiser is not None:
-            await advertiser.stop()
         await server.close()
+        if advertiser is not None:
+            if paired and args.linger > 0:
+                # Home Assistant aborts a discovered flow whose service goes
+                # away; its last step is still finishing when pairing
+                # completes, so the advertisement outlives it briefly.
+                await asyncio.sleep(args.linger)
+            await advertiser.stop()
     record = await asyncio.to_thread(registry.commit, hub)
     print(f"Paired with home {record.hub_id}", flush=True)
     for url in record.urls:
