@@ -10,11 +10,11 @@ venv:
 	@scripts/bootstrap.sh
 
 lint: venv
-	$(VENV)/bin/ruff check bridge vehicle_agent custom_components tests benchmarks scripts
+	$(VENV)/bin/ruff check bridge vehicle_agent custom_components demo tests benchmarks scripts
 	$(VENV)/bin/ruff format --check bridge vehicle_agent custom_components
 
 typecheck: venv
-	$(VENV)/bin/mypy bridge vehicle_agent
+	$(VENV)/bin/mypy bridge vehicle_agent demo
 
 # The bridge and agent suites run without Home Assistant's pytest plugin
 # (it blocks sockets and replaces the event loop policy); the integration

@@ -26,8 +26,8 @@ suite() {
         --junitxml="$OUT/$name.xml" "$@"
 }
 
-step ruff "$VENV/bin/ruff" check bridge vehicle_agent custom_components tests benchmarks scripts
-step mypy "$VENV/bin/mypy" bridge vehicle_agent
+step ruff "$VENV/bin/ruff" check bridge vehicle_agent custom_components demo tests benchmarks scripts
+step mypy "$VENV/bin/mypy" bridge vehicle_agent demo
 step agent suite agent tests/agent -p no:homeassistant
 step voice suite voice tests/voice -p no:homeassistant
 step bridge suite bridge tests/bridge -p no:homeassistant
