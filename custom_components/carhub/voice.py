@@ -3,6 +3,13 @@
 Every request gets a ``voice_reply``: the agent's own speech, or a
 spoken-style refusal or apology from this integration's translations (in the
 request's language where we have it). Never silence.
+
+Which agent runs: the one chosen in the options, except while the car is
+restricted (the default) and that agent is not Home Assistant's built-in one.
+An LLM agent cannot be limited per request in Home Assistant 2025.4 (its tools
+see every exposed entity), so then only what the per-car check understood and
+allowed is carried out, and it is carried out by the built-in agent, which
+acts on exactly the intent that was checked. Anything else is refused.
 """
 
 from __future__ import annotations
@@ -11,6 +18,10 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from homeassistant.components import conversation
+from homeassistant.components.conversation.const import (
+    HOME_ASSISTANT_AGENT,
+    OLD_HOME_ASSISTANT_AGENT,
+)
 from homeassistant.core import Context, HomeAssistant
 from homeassistant.exceptions import HomeAssistantError
 from homeassistant.helpers import intent, translation
@@ -19,7 +30,7 @@ from bridge.errors import BridgeError
 from bridge.protocol import MessageType
 
 from .const import CONF_AGENT_ID, DEFAULT_AGENT_ID, DOMAIN, LOGGER
-from .restrictions import TargetPolicy, async_disallowed_targets
+from .restrictions import TargetPolicy, Verdict, async_check_request
 
 if TYPE_CHECKING:
     from .coordinator import CarHubCoordinator
@@ -33,7 +44,11 @@ FALLBACK_MESSAGES = {
     "voice_failed": "Sorry, something went wrong at home.",
     "voice_too_old": "Sorry, that request reached home too late, so I did nothing.",
     "voice_done": "Done.",
+    "voice_unchecked": "Sorry, I couldn't check what that would touch, so I did nothing.",
+    "voice_unavailable": "Sorry, this car can't use the home right now.",
+    "voice_not_found": "Sorry, I couldn't find {target}, so I did nothing.",
 }
+BUILTIN_AGENT_IDS = frozenset({HOME_ASSISTANT_AGENT, OLD_HOME_ASSISTANT_AGENT})
 
 
 async def async_message(hass: HomeAssistant, language: str, key: str, **placeholders: str) -> str:
@@ -71,19 +86,40 @@ async def async_process_voice_request(
         return await async_message(hass, language, "voice_too_old"), False
     options = coordinator.config_entry.options
     agent_id = options.get(CONF_AGENT_ID) or DEFAULT_AGENT_ID
+    policy = TargetPolicy.from_options(options)
     context = Context()
-    refused = await async_disallowed_targets(
+    check = await async_check_request(
         hass,
-        TargetPolicy.from_options(options),
+        policy,
         text=text,
         language=language,
         context=context,
         device_id=coordinator.device_id,
     )
-    if refused:
-        names = _join([state.name for state in refused])
-        LOGGER.info("Refused voice request from %s: %s", coordinator.config_entry.title, names)
+    title = coordinator.config_entry.title
+    if check.verdict is Verdict.REFUSED:
+        names = _join([state.name for state in check.refused])
+        LOGGER.info("Refused voice request from %s: %s", title, names)
         return await async_message(hass, language, "voice_not_allowed", targets=names), False
+    if check.verdict is Verdict.NOT_FOUND:
+        LOGGER.info("Refused voice request from %s: no target found", title)
+        if check.target:
+            return await async_message(
+                hass, language, "voice_not_found", target=check.target
+            ), False
+        return await async_message(hass, language, "voice_unchecked"), False
+    if check.verdict is Verdict.UNCHECKED or (
+        check.verdict is Verdict.UNRECOGNIZED
+        and policy.restricted
+        and agent_id not in BUILTIN_AGENT_IDS
+    ):
+        # Restricted, and what it would touch is unknown: fail closed.
+        LOGGER.info("Refused unchecked voice request from %s (%s)", title, check.intent)
+        return await async_message(hass, language, "voice_unchecked"), False
+    if policy.restricted and agent_id not in BUILTIN_AGENT_IDS:
+        # Checked and allowed: run exactly that with the built-in agent, never
+        # an LLM that could act on other exposed entities.
+        agent_id = HOME_ASSISTANT_AGENT
     result = await conversation.async_converse(
         hass,
         text,

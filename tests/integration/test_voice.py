@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import time
 from collections.abc import Generator
-from typing import Any
+from typing import Any, Literal
 from unittest.mock import AsyncMock, patch
 
 import pytest
+from homeassistant.components import conversation
 from homeassistant.components.homeassistant.exposed_entities import async_expose_entity
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers import area_registry as ar
+from homeassistant.helpers import device_registry as dr
 from homeassistant.helpers import entity_registry as er
 from homeassistant.helpers import intent
 from homeassistant.setup import async_setup_component
@@ -23,8 +25,9 @@ from custom_components.carhub.const import (
     CONF_ALLOWED_SENSITIVE,
 )
 from custom_components.carhub.hub import CarHub
+from custom_components.carhub.restrictions import CheckResult, Verdict
 
-from .conftest import PEER, hub, message
+from .conftest import PEER, VEHICLE_ID, hub, message
 
 
 @pytest.fixture
@@ -243,8 +246,10 @@ async def test_reply_in_request_language(
         {"request_id": "de-1", "text": "öffne das Garage door", "language": "de"},
     )
     with patch(
-        "custom_components.carhub.voice.async_disallowed_targets",
-        return_value=[hass.states.get("cover.garage_door")],
+        "custom_components.carhub.voice.async_check_request",
+        return_value=CheckResult(
+            verdict=Verdict.REFUSED, refused=[hass.states.get("cover.garage_door")]
+        ),
     ):
         await hub(hass).on_message(PEER, env)
         await hass.async_block_till_done(wait_background_tasks=True)
@@ -300,3 +305,189 @@ async def test_korean_request(
     assert [c.data["entity_id"] for c in calls] == [[entry.entity_id]]
     [reply] = replies(sent)
     assert reply["success"] is True
+
+
+def _add_entity(
+    hass: HomeAssistant, domain: str, key: str, name: str, area_id: str, state: str, **attrs: Any
+) -> str:
+    """An exposed entity in an area."""
+    ents = er.async_get(hass)
+    entry = ents.async_get_or_create(
+        domain, "test", key, suggested_object_id=key, original_name=name
+    )
+    ents.async_update_entity(entry.entity_id, area_id=area_id)
+    hass.states.async_set(entry.entity_id, state, {"friendly_name": name, **attrs})
+    async_expose_entity(hass, "conversation", entry.entity_id, True)
+    return entry.entity_id
+
+
+def _area_id(hass: HomeAssistant, name: str) -> str:
+    area = ar.async_get(hass).async_get_area_by_name(name)
+    assert area is not None
+    return area.id
+
+
+def _put_car_in(hass: HomeAssistant, area_id: str | None) -> None:
+    device = dr.async_get(hass).async_get_device(identifiers={("carhub", VEHICLE_ID)})
+    assert device is not None
+    dr.async_get(hass).async_update_device(device.id, area_id=area_id)
+
+
+async def test_no_target_intent_checked(
+    hass: HomeAssistant, init_integration: MockConfigEntry, home: dict[str, list], sent: AsyncMock
+) -> None:
+    """A request without a target slot is checked against what the handler would pick."""
+    assert await async_setup_component(hass, "climate", {})
+    await hass.async_block_till_done()
+    _add_entity(
+        hass,
+        "climate",
+        "thermostat",
+        "Thermostat",
+        _area_id(hass, "Bedroom"),
+        "heat",
+        supported_features=1,
+        temperature=20,
+    )
+    set_temp = async_mock_service(hass, "climate", "set_temperature")
+    hass.config_entries.async_update_entry(
+        init_integration, options={CONF_ALLOWED_AREAS: [_area_id(hass, "Kitchen")]}
+    )
+    await ask(hass, "set the temperature to 25 degrees")
+    assert set_temp == []
+    assert replies(sent)[-1] == {
+        "request_id": "r-set the temperature to 25 degrees",
+        "text": "Sorry, Thermostat can't be controlled from the car.",
+        "success": False,
+    }
+    # Without the area limit (the default ban on locks etc. still applies) it runs.
+    hass.config_entries.async_update_entry(init_integration, options={})
+    await ask(hass, "set the temperature to 25 degrees")
+    assert [c.data["temperature"] for c in set_temp] == [25]
+    assert replies(sent)[-1]["success"] is True
+
+
+async def test_target_that_cannot_be_resolved_is_refused(
+    hass: HomeAssistant, home: dict[str, list], sent: AsyncMock
+) -> None:
+    """A recognized intent whose targets cannot be determined is refused (fail closed)."""
+    with patch(
+        "custom_components.carhub.restrictions.intent.async_get", return_value=[]
+    ):  # no handler known for the intent: its targets are unknown
+        await ask(hass, "turn on the kitchen light")
+    assert home["light_on"] == []
+    assert replies(sent)[-1]["text"] == (
+        "Sorry, I couldn't check what that would touch, so I did nothing."
+    )
+
+
+async def test_duplicate_names_car_in_area(
+    hass: HomeAssistant, init_integration: MockConfigEntry, home: dict[str, list], sent: AsyncMock
+) -> None:
+    """A name two entities share resolves to the one in the car's area, as the agent does."""
+    kitchen, bedroom = _area_id(hass, "Kitchen"), _area_id(hass, "Bedroom")
+    _add_entity(hass, "light", "reading_kitchen", "Reading light", kitchen, "off")
+    _add_entity(hass, "light", "reading_bedroom", "Reading light", bedroom, "off")
+    hass.config_entries.async_update_entry(
+        init_integration, options={CONF_ALLOWED_AREAS: [kitchen]}
+    )
+    # The car's device sits in the bedroom: the agent would pick the bedroom's one.
+    _put_car_in(hass, bedroom)
+    await ask(hass, "turn on the reading light")
+    assert home["light_on"] == []
+    assert replies(sent)[-1]["text"] == "Sorry, Reading light can't be controlled from the car."
+    _put_car_in(hass, kitchen)
+    await ask(hass, "turn on the reading light")
+    assert [c.data["entity_id"] for c in home["light_on"]] == [["light.reading_kitchen"]]
+    assert replies(sent)[-1]["success"] is True
+
+
+async def test_two_targets_one_refused(
+    hass: HomeAssistant, init_integration: MockConfigEntry, home: dict[str, list], sent: AsyncMock
+) -> None:
+    """A sentence touching two entities is refused as a whole if one is not allowed."""
+    hass.config_entries.async_update_entry(
+        init_integration, options={CONF_ALLOWED_AREAS: [_area_id(hass, "Kitchen")]}
+    )
+    await ask(hass, "turn on all the lights")
+    assert home["light_on"] == []
+    assert replies(sent)[-1]["text"] == "Sorry, Bedroom lamp can't be controlled from the car."
+
+
+class FakeLLMAgent(conversation.AbstractConversationAgent):
+    """A stand-in for an LLM agent: records what it is asked, acts on nothing."""
+
+    def __init__(self) -> None:
+        """No requests yet."""
+        self.texts: list[str] = []
+
+    @property
+    def supported_languages(self) -> Literal["*"]:
+        """Every language."""
+        return "*"
+
+    async def async_process(
+        self, user_input: conversation.ConversationInput
+    ) -> conversation.ConversationResult:
+        """Answer without doing anything."""
+        self.texts.append(user_input.text)
+        response = intent.IntentResponse(language=user_input.language)
+        response.async_set_speech("LLM answer")
+        return conversation.ConversationResult(response=response)
+
+
+@pytest.fixture
+def llm_agent(hass: HomeAssistant, init_integration: MockConfigEntry) -> FakeLLMAgent:
+    """A non-default agent chosen for the car."""
+    agent_entry = MockConfigEntry(domain="test_llm")
+    agent_entry.add_to_hass(hass)
+    agent = FakeLLMAgent()
+    conversation.async_set_agent(hass, agent_entry, agent)
+    hass.config_entries.async_update_entry(
+        init_integration, options={"agent_id": agent_entry.entry_id}
+    )
+    return agent
+
+
+async def test_llm_agent_restricted(
+    hass: HomeAssistant, home: dict[str, list], sent: AsyncMock, llm_agent: FakeLLMAgent
+) -> None:
+    """With restrictions (the default), an LLM agent never gets the request: unchecked
+    free text is refused, sensitive targets are refused, checked ones run built-in."""
+    await ask(hass, "make it cosy and unlock the front door")
+    assert replies(sent)[-1] == {
+        "request_id": "r-make it cosy and unlock the front door",
+        "text": "Sorry, I couldn't check what that would touch, so I did nothing.",
+        "success": False,
+    }
+    await ask(hass, "open the garage door")
+    assert home["cover_open"] == []
+    assert replies(sent)[-1]["success"] is False
+    await ask(hass, "turn on the kitchen light")
+    assert [c.data["entity_id"] for c in home["light_on"]] == [["light.kitchen_light"]]
+    assert replies(sent)[-1]["success"] is True
+    assert llm_agent.texts == []
+
+
+async def test_llm_agent_unrestricted(
+    hass: HomeAssistant,
+    init_integration: MockConfigEntry,
+    home: dict[str, list],
+    sent: AsyncMock,
+    llm_agent: FakeLLMAgent,
+) -> None:
+    """With every limit lifted by the owner, the chosen LLM agent answers freely."""
+    hass.config_entries.async_update_entry(
+        init_integration,
+        options={
+            **init_integration.options,
+            CONF_ALLOWED_SENSITIVE: ["lock", "alarm_control_panel", "garage_door"],
+        },
+    )
+    await ask(hass, "make it cosy")
+    assert llm_agent.texts == ["make it cosy"]
+    assert replies(sent)[-1] == {
+        "request_id": "r-make it cosy",
+        "text": "LLM answer",
+        "success": True,
+    }
