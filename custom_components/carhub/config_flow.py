@@ -9,7 +9,8 @@ reconfigure step.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -21,6 +22,7 @@ from homeassistant.config_entries import (
 )
 from homeassistant.const import CONF_HOST, CONF_PORT
 from homeassistant.core import callback
+from homeassistant.data_entry_flow import AbortFlow
 from homeassistant.helpers.selector import (
     AreaSelector,
     AreaSelectorConfig,
@@ -38,7 +40,13 @@ from homeassistant.helpers.selector import (
 )
 from homeassistant.helpers.service_info.zeroconf import ZeroconfServiceInfo
 
-from bridge.errors import LinkError, PairingClosedError, PairingCodeError, PairingError
+from bridge.errors import (
+    BridgeError,
+    LinkError,
+    PairingClosedError,
+    PairingCodeError,
+    PairingError,
+)
 from bridge.pairing import PairingResult, pair_with_car
 
 from .const import (
@@ -61,7 +69,7 @@ from .const import (
     LOGGER,
     SENSITIVE_CHOICES,
 )
-from .hub import DATA_HUB, async_get_home_ca, async_hub_info
+from .hub import DATA_HUB, async_get_home_ca, async_hub_info, async_revoke_certificate
 from .models import CarHubConfigEntry
 
 PORT_SELECTOR = NumberSelector(
@@ -146,6 +154,31 @@ class CarHubConfigFlow(ConfigFlow, domain=DOMAIN):
             errors["base"] = "unknown"
         return None
 
+    @asynccontextmanager
+    async def _revoke_on_abort(self, result: PairingResult) -> AsyncIterator[None]:
+        """Revoke the certificate pairing just issued if the flow aborts after all.
+
+        The car already holds it; without an entry nobody would manage it (and
+        for a mismatch it belongs to another car than the entry's).
+        """
+        try:
+            yield
+        except AbortFlow as abort:
+            vehicle_id = result.vehicle.vehicle_id
+            try:
+                await async_revoke_certificate(self.hass, result.certificate_pem)
+            except (BridgeError, OSError, ValueError) as err:
+                LOGGER.error(
+                    "Could not revoke the certificate just issued to %s: %s", vehicle_id, err
+                )
+            else:
+                LOGGER.info(
+                    "Pairing with %s aborted (%s): its new certificate is revoked",
+                    vehicle_id,
+                    abort.reason,
+                )
+            raise
+
     def _entry_data(
         self, result: PairingResult, host: str, port: int, listen_port: int, external: str | None
     ) -> dict[str, Any]:
@@ -187,8 +220,11 @@ class CarHubConfigFlow(ConfigFlow, domain=DOMAIN):
                     host, port, user_input[CONF_CODE], listen_port, external, errors
                 )
             ):
-                await self.async_set_unique_id(result.vehicle.vehicle_id, raise_on_progress=False)
-                self._abort_if_unique_id_configured()
+                async with self._revoke_on_abort(result):
+                    await self.async_set_unique_id(
+                        result.vehicle.vehicle_id, raise_on_progress=False
+                    )
+                    self._abort_if_unique_id_configured()
                 return self.async_create_entry(
                     title=self._title(result),
                     data=self._entry_data(result, host, port, listen_port, external),
@@ -242,9 +278,10 @@ class CarHubConfigFlow(ConfigFlow, domain=DOMAIN):
                     self._host, self._port, user_input[CONF_CODE], listen_port, external, errors
                 )
             ):
-                if result.vehicle.vehicle_id != self.unique_id:
-                    return self.async_abort(reason="wrong_vehicle")
-                self._abort_if_unique_id_configured()
+                async with self._revoke_on_abort(result):
+                    if result.vehicle.vehicle_id != self.unique_id:
+                        raise AbortFlow("wrong_vehicle")
+                    self._abort_if_unique_id_configured()
                 return self.async_create_entry(
                     title=self._title(result),
                     data=self._entry_data(result, self._host, self._port, listen_port, external),
@@ -278,8 +315,11 @@ class CarHubConfigFlow(ConfigFlow, domain=DOMAIN):
             if result := await self._async_pair(
                 host, port, user_input[CONF_CODE], listen_port, external, errors
             ):
-                await self.async_set_unique_id(result.vehicle.vehicle_id, raise_on_progress=False)
-                self._abort_if_unique_id_mismatch(reason="wrong_vehicle")
+                async with self._revoke_on_abort(result):
+                    await self.async_set_unique_id(
+                        result.vehicle.vehicle_id, raise_on_progress=False
+                    )
+                    self._abort_if_unique_id_mismatch(reason="wrong_vehicle")
                 data = self._entry_data(result, host, port, listen_port, external)
                 data[CONF_SIGNALS] = entry.data.get(CONF_SIGNALS, {})
                 return self.async_update_reload_and_abort(entry, data_updates=data)

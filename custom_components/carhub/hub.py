@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from cryptography import x509
 from homeassistant.components import network
 from homeassistant.const import EVENT_HOMEASSISTANT_STOP
 from homeassistant.core import CALLBACK_TYPE, Event, HomeAssistant, callback
@@ -280,14 +281,19 @@ class CarHub:
         """Send the current Assist vocabulary to one car."""
         await self.vocabulary.async_send_to(vehicle_id)
 
-    async def async_revoke(self, vehicle_id: str) -> None:
-        """Revoke every certificate of a car and drop its link."""
-        await self.hass.async_add_executor_job(self.ca.revoke, vehicle_id)
+    async def async_revoke(self, vehicle_id_or_serial: str) -> None:
+        """Revoke a car (every certificate of a vehicle id, or one by hex serial).
+
+        The bridge's ``HubServer.revoke`` reloads the CRL into the running
+        listener and closes the car's live link. Raises ``CertificateError``
+        when nothing was issued under that id or serial.
+        """
         if self._server is not None:
-            await self._server.reload_crl()
-        await self.async_disconnect(vehicle_id, "certificate revoked")
-        self._last_seen.pop(vehicle_id, None)
-        self._last_seen_store.async_delay_save(lambda: self._last_seen, LAST_SEEN_SAVE_DELAY)
+            await self._server.revoke(vehicle_id_or_serial)
+        else:
+            await self.hass.async_add_executor_job(self.ca.revoke, vehicle_id_or_serial)
+        if self._last_seen.pop(vehicle_id_or_serial, None) is not None:
+            self._last_seen_store.async_delay_save(lambda: self._last_seen, LAST_SEEN_SAVE_DELAY)
 
     # -- last seen (persisted, for the not-seen repair) ----------------------------------
     def last_seen(self, vehicle_id: str) -> datetime | None:
@@ -313,6 +319,25 @@ async def async_acquire_hub(hass: HomeAssistant, port: int, external_url: str | 
         elif hub.port != port or hub.external_url != external_url:
             await hub.async_restart(port, external_url)
         return hub
+
+
+def certificate_serial(certificate_pem: bytes) -> str:
+    """The hex serial (``0x...``) of a PEM certificate, as ``HomeCA.revoke`` takes it."""
+    return f"0x{x509.load_pem_x509_certificate(certificate_pem).serial_number:x}"
+
+
+async def async_revoke_certificate(hass: HomeAssistant, certificate_pem: bytes) -> None:
+    """Revoke one certificate this home issued (pairing that ended in an abort).
+
+    Only that certificate: the car may have an entry with another, valid one.
+    Through the running listener when there is one, so it applies at once.
+    """
+    serial = certificate_serial(certificate_pem)
+    if (hub := hass.data.get(DATA_HUB)) is not None:
+        await hub.async_revoke(serial)
+        return
+    ca = await async_get_home_ca(hass)
+    await hass.async_add_executor_job(ca.revoke, serial)
 
 
 async def async_release_hub(hass: HomeAssistant) -> None:

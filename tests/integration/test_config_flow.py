@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Generator
+import uuid
+from collections.abc import Awaitable, Callable, Generator
 from ipaddress import ip_address
+from pathlib import Path
+from typing import Any
 from unittest.mock import AsyncMock, patch
 
 import pytest
@@ -16,6 +19,7 @@ from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from bridge.errors import PairingClosedError, PairingCodeError, PairingError
 from bridge.pairing import PairingResult, VehicleInfo
+from bridge.pki import CarIdentity, HomeCA
 from custom_components.carhub.const import (
     CONF_AGENT_ID,
     CONF_ALLOWED_AREAS,
@@ -27,8 +31,9 @@ from custom_components.carhub.const import (
     CONF_SIGNALS,
     DOMAIN,
 )
+from custom_components.carhub.hub import DATA_CA, certificate_serial, storage_dir
 
-from .conftest import VEHICLE_ID, VIN, entry_data
+from .conftest import VEHICLE_ID, VIN, entry_data, issue_car_certificate
 
 RESULT = PairingResult(
     vehicle=VehicleInfo(
@@ -71,6 +76,31 @@ def mock_pair() -> Generator[AsyncMock]:
         "custom_components.carhub.config_flow.pair_with_car", autospec=True, return_value=RESULT
     ) as mock:
         yield mock
+
+
+def issuing(
+    hass: HomeAssistant, car_dir: Path, vehicle: VehicleInfo, issued: list[bytes]
+) -> Callable[..., Awaitable[PairingResult]]:
+    """A pair_with_car that really signs a certificate for ``vehicle`` with the home CA."""
+
+    async def _pair(*, ca: HomeCA, **_kwargs: Any) -> PairingResult:
+        def sign() -> bytes:
+            identity = CarIdentity.create(car_dir / uuid.uuid4().hex)
+            csr = identity.csr_pem(vehicle.vehicle_id)
+            return ca.sign_car_csr(csr, vehicle_id=vehicle.vehicle_id)
+
+        pem = await hass.async_add_executor_job(sign)
+        issued.append(pem)
+        return PairingResult(vehicle=vehicle, certificate_pem=pem)
+
+    return _pair
+
+
+async def revoked(hass: HomeAssistant) -> dict[str, bool]:
+    """Every certificate the home CA issued (hex serial) and whether it is revoked."""
+    ca = hass.data[DATA_CA]
+    records = await hass.async_add_executor_job(ca.issued_certificates)
+    return {f"0x{r.serial:x}": r.revoked_at is not None for r in records}
 
 
 @pytest.fixture(autouse=True)
@@ -171,16 +201,24 @@ async def test_second_car_shares_listener(
 
 
 async def test_user_flow_already_configured(
-    hass: HomeAssistant, mock_pair: AsyncMock, mock_config_entry: MockConfigEntry
+    hass: HomeAssistant,
+    mock_pair: AsyncMock,
+    mock_config_entry: MockConfigEntry,
+    car_identity: CarIdentity,
+    tmp_path: Path,
 ) -> None:
-    """Pairing a car that already has an entry aborts."""
+    """Pairing a car that already has an entry aborts; only the new certificate is revoked."""
     mock_config_entry.add_to_hass(hass)
+    issued: list[bytes] = []
+    mock_pair.side_effect = issuing(hass, tmp_path, RESULT.vehicle, issued)
     result = await hass.config_entries.flow.async_init(DOMAIN, context={"source": SOURCE_USER})
     result = await hass.config_entries.flow.async_configure(
         result["flow_id"], {CONF_HOST: "192.168.1.50", CONF_PORT: 8767, CONF_CODE: "12345678"}
     )
     assert result["type"] is FlowResultType.ABORT
     assert result["reason"] == "already_configured"
+    existing = certificate_serial(car_identity.cert_path.read_bytes())
+    assert await revoked(hass) == {existing: False, certificate_serial(issued[0]): True}
 
 
 async def test_zeroconf_flow(hass: HomeAssistant, mock_pair: AsyncMock) -> None:
@@ -233,9 +271,12 @@ async def test_zeroconf_errors_then_retry(
     assert result["type"] is FlowResultType.CREATE_ENTRY
 
 
-async def test_zeroconf_code_of_other_car(hass: HomeAssistant, mock_pair: AsyncMock) -> None:
-    """The code was typed for a different car than the one discovered: abort."""
-    mock_pair.return_value = OTHER_RESULT
+async def test_zeroconf_code_of_other_car(
+    hass: HomeAssistant, mock_pair: AsyncMock, tmp_path: Path
+) -> None:
+    """The code was typed for a different car than the one discovered: abort and revoke."""
+    issued: list[bytes] = []
+    mock_pair.side_effect = issuing(hass, tmp_path, OTHER_RESULT.vehicle, issued)
     result = await hass.config_entries.flow.async_init(
         DOMAIN, context={"source": SOURCE_ZEROCONF}, data=DISCOVERY
     )
@@ -244,6 +285,40 @@ async def test_zeroconf_code_of_other_car(hass: HomeAssistant, mock_pair: AsyncM
     )
     assert result["type"] is FlowResultType.ABORT
     assert result["reason"] == "wrong_vehicle"
+    assert await revoked(hass) == {certificate_serial(issued[0]): True}
+    assert not hass.config_entries.async_entries(DOMAIN)
+
+
+async def test_zeroconf_paired_meanwhile(
+    hass: HomeAssistant, mock_pair: AsyncMock, tmp_path: Path
+) -> None:
+    """The discovered car got an entry while the code was typed: abort and revoke."""
+    issued: list[bytes] = []
+    mock_pair.side_effect = issuing(hass, tmp_path, RESULT.vehicle, issued)
+    result = await hass.config_entries.flow.async_init(
+        DOMAIN, context={"source": SOURCE_ZEROCONF}, data=DISCOVERY
+    )
+    MockConfigEntry(domain=DOMAIN, unique_id=VEHICLE_ID, data=entry_data()).add_to_hass(hass)
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {CONF_CODE: "12345678"}
+    )
+    assert result["reason"] == "already_configured"
+    assert await revoked(hass) == {certificate_serial(issued[0]): True}
+
+
+async def test_abort_when_revocation_fails(
+    hass: HomeAssistant, mock_pair: AsyncMock, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A certificate that cannot be revoked is logged; the flow still aborts cleanly."""
+    mock_pair.return_value = OTHER_RESULT  # not a real certificate
+    result = await hass.config_entries.flow.async_init(
+        DOMAIN, context={"source": SOURCE_ZEROCONF}, data=DISCOVERY
+    )
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {CONF_CODE: "12345678"}
+    )
+    assert result["reason"] == "wrong_vehicle"
+    assert "Could not revoke the certificate just issued to zoe-7" in caplog.text
 
 
 async def test_zeroconf_already_configured(
@@ -298,11 +373,20 @@ async def test_reauth(
 
 
 async def test_reauth_wrong_vehicle(
-    hass: HomeAssistant, mock_pair: AsyncMock, mock_config_entry: MockConfigEntry
+    hass: HomeAssistant,
+    mock_pair: AsyncMock,
+    mock_config_entry: MockConfigEntry,
+    config_dir: Path,
+    tmp_path: Path,
 ) -> None:
-    """Re-pairing with another car's code aborts without touching the entry."""
+    """Re-pairing with another car's code aborts without touching the entry; the other
+    car's new certificate is revoked, its existing one is not."""
     mock_config_entry.add_to_hass(hass)
-    mock_pair.return_value = OTHER_RESULT
+    other = await hass.async_add_executor_job(
+        issue_car_certificate, storage_dir(hass), config_dir / "zoe", "zoe-7"
+    )
+    issued: list[bytes] = []
+    mock_pair.side_effect = issuing(hass, tmp_path, OTHER_RESULT.vehicle, issued)
     result = await mock_config_entry.start_reauth_flow(hass)
     result = await hass.config_entries.flow.async_configure(
         result["flow_id"], {CONF_HOST: "192.168.1.77", CONF_PORT: 8767, CONF_CODE: "12345678"}
@@ -310,6 +394,10 @@ async def test_reauth_wrong_vehicle(
     assert result["type"] is FlowResultType.ABORT
     assert result["reason"] == "wrong_vehicle"
     assert mock_config_entry.data[CONF_HOST] == "127.0.0.1"
+    assert await revoked(hass) == {
+        certificate_serial(other.cert_path.read_bytes()): False,
+        certificate_serial(issued[0]): True,
+    }
 
 
 async def test_reconfigure(hass: HomeAssistant, mock_config_entry: MockConfigEntry) -> None:
