@@ -1,7 +1,9 @@
 """Repairs: a car certificate about to expire, and a car not seen for a long time.
 
 Checked at setup and then hourly (a local check, nothing is polled from the
-car). An issue is deleted again as soon as its cause is gone.
+car). An issue is deleted again as soon as its cause is gone. A certificate
+that expired (or was revoked elsewhere) while the entry is loaded starts the
+reauth flow (pair the car again).
 """
 
 from __future__ import annotations
@@ -40,22 +42,16 @@ async def async_check_health(hass: HomeAssistant, entry: CarHubConfigEntry) -> N
         )
     except (BridgeError, OSError) as err:
         LOGGER.warning("Cannot read certificate expiry of %s: %s", entry.title, err)
-        expiry = None
-    if expiry is not None and expiry - now <= CERT_EXPIRY_WARNING:
-        ir.async_create_issue(
-            hass,
-            DOMAIN,
-            cert_issue_id(entry),
-            is_fixable=False,
-            severity=ir.IssueSeverity.WARNING,
-            translation_key="certificate_expiring",
-            translation_placeholders={
-                "name": entry.title,
-                "expiry": dt_util.as_local(expiry).strftime("%Y-%m-%d"),
-            },
-        )
     else:
-        ir.async_delete_issue(hass, DOMAIN, cert_issue_id(entry))
+        if expiry is None or expiry <= now:
+            # Expired (or revoked elsewhere) while loaded: the car cannot
+            # connect any more, so ask to pair it again now, not at the next
+            # restart. The reauth flow replaces the expiring-soon warning.
+            LOGGER.warning("The certificate of %s is no longer valid", entry.title)
+            ir.async_delete_issue(hass, DOMAIN, cert_issue_id(entry))
+            entry.async_start_reauth(hass)
+        else:
+            _check_expiring(hass, entry, expiry, now)
     last_seen: datetime | None = coordinator.data.last_seen
     if (
         not coordinator.data.connected
@@ -76,6 +72,28 @@ async def async_check_health(hass: HomeAssistant, entry: CarHubConfigEntry) -> N
         )
     else:
         ir.async_delete_issue(hass, DOMAIN, not_seen_issue_id(entry))
+
+
+@callback
+def _check_expiring(
+    hass: HomeAssistant, entry: CarHubConfigEntry, expiry: datetime, now: datetime
+) -> None:
+    """Warn within CERT_EXPIRY_WARNING of expiry; clear the warning otherwise."""
+    if expiry - now <= CERT_EXPIRY_WARNING:
+        ir.async_create_issue(
+            hass,
+            DOMAIN,
+            cert_issue_id(entry),
+            is_fixable=False,
+            severity=ir.IssueSeverity.WARNING,
+            translation_key="certificate_expiring",
+            translation_placeholders={
+                "name": entry.title,
+                "expiry": dt_util.as_local(expiry).strftime("%Y-%m-%d"),
+            },
+        )
+    else:
+        ir.async_delete_issue(hass, DOMAIN, cert_issue_id(entry))
 
 
 @callback

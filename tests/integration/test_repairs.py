@@ -33,6 +33,50 @@ async def test_certificate_expiring(
     assert issue_registry.async_get_issue(DOMAIN, issue_id) is None
 
 
+async def test_expired_certificate_starts_reauth(
+    hass: HomeAssistant, init_integration: MockConfigEntry, issue_registry: ir.IssueRegistry
+) -> None:
+    """A certificate that expires while the entry is loaded asks to pair the car again
+    at the next check (once), and the expiring-soon warning goes away."""
+    issue_id = cert_issue_id(init_integration)
+    with patch.object(
+        HomeCA, "certificate_expiry", return_value=dt_util.utcnow() + timedelta(days=1)
+    ):
+        await async_check_health(hass, init_integration)
+    assert issue_registry.async_get_issue(DOMAIN, issue_id) is not None
+    expired = dt_util.utcnow() - timedelta(seconds=1)
+    with patch.object(HomeCA, "certificate_expiry", return_value=expired):
+        await async_check_health(hass, init_integration)
+        await async_check_health(hass, init_integration)
+    await hass.async_block_till_done()
+    flows = hass.config_entries.flow.async_progress()
+    assert [(f["context"]["source"], f["context"]["entry_id"]) for f in flows] == [
+        ("reauth", init_integration.entry_id)
+    ]
+    assert issue_registry.async_get_issue(DOMAIN, issue_id) is None
+
+
+async def test_revoked_elsewhere_starts_reauth(
+    hass: HomeAssistant, init_integration: MockConfigEntry
+) -> None:
+    """No valid certificate left (revoked with carhub-bridge revoke): pair again."""
+    with patch.object(HomeCA, "certificate_expiry", return_value=None):
+        await async_check_health(hass, init_integration)
+    await hass.async_block_till_done()
+    assert [f["context"]["source"] for f in hass.config_entries.flow.async_progress()] == ["reauth"]
+
+
+async def test_unreadable_expiry_changes_nothing(
+    hass: HomeAssistant, init_integration: MockConfigEntry, issue_registry: ir.IssueRegistry
+) -> None:
+    """A CA read error is logged; no reauth and no issue from it."""
+    with patch.object(HomeCA, "certificate_expiry", side_effect=OSError("disk")):
+        await async_check_health(hass, init_integration)
+    await hass.async_block_till_done()
+    assert hass.config_entries.flow.async_progress() == []
+    assert issue_registry.async_get_issue(DOMAIN, cert_issue_id(init_integration)) is None
+
+
 async def test_not_seen(
     hass: HomeAssistant, init_integration: MockConfigEntry, issue_registry: ir.IssueRegistry
 ) -> None:
