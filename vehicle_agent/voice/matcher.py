@@ -55,8 +55,11 @@ class MatchConfig:
 
     n_best: int = 5
     max_distance: float = 0.45
-    min_margin: float = 0.02
-    min_agree: int = 3  # decoding passes whose own best phrase has the winning key
+    min_margin: float = 0.1
+    min_agree: int = 2  # decoding passes whose own best phrase has the winning key
+    # A near-exact phrase that every pass chose needs no margin: "켜" and "꺼" differ by
+    # one jamo, so "turn on" and "turn off" are always close competitors.
+    sure_distance: float = 0.15
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -163,7 +166,8 @@ class PhraseMatcher:
         reasons = []
         if distance > cfg.max_distance:
             reasons.append(f"distance {distance:.2f} > {cfg.max_distance:.2f}")
-        if margin < cfg.min_margin:
+        unanimous = agree == len(passes) and distance <= cfg.sure_distance
+        if margin < cfg.min_margin and not unanimous:
             reasons.append(f"margin {margin:.2f} < {cfg.min_margin:.2f}")
         if agree < min(cfg.min_agree, len(passes)):
             reasons.append(f"{agree} of {len(passes)} passes agree")
