@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 
 from cryptography import x509
 from homeassistant.components import network
+from homeassistant.config_entries import ConfigEntryState
 from homeassistant.const import EVENT_HOMEASSISTANT_STOP
 from homeassistant.core import CALLBACK_TYPE, Event, HomeAssistant, callback
 from homeassistant.helpers.storage import Store
@@ -29,7 +30,7 @@ from bridge.errors import BridgeError
 from bridge.pairing import HubInfo
 from bridge.pki import HomeCA
 from bridge.protocol import Envelope, MessageType
-from bridge.server import HubServer, PeerInfo
+from bridge.server import HubServer, PeerInfo, ServerLimits
 
 from .const import DEFAULT_LISTEN_HOST, DOMAIN, LOGGER
 from .coordinator import CarHubCoordinator
@@ -40,6 +41,18 @@ DATA_CA: HassKey[HomeCA] = HassKey(f"{DOMAIN}_ca")
 DATA_LOCK: HassKey[asyncio.Lock] = HassKey(f"{DOMAIN}_lock")
 LAST_SEEN_STORE_VERSION = 1
 LAST_SEEN_SAVE_DELAY = 30
+# How long a car whose entry is not loaded may stay connected, waiting for it to
+# load (a reload takes about a second), before its link is closed so that its
+# own outbox keeps what it sends until the entry is back.
+NOT_LOADED_GRACE_S = 10.0
+# The listener's limits (the bridge's defaults; a module constant for tests).
+SERVER_LIMITS = ServerLimits()
+# How long a held message waits for its closed link to end. The session ends
+# (and cancels the held handler, so nothing is acked) when its next heartbeat
+# ping fails on the closed socket: within SERVER_LIMITS.heartbeat_s. Past this
+# bound the message is given up (acked) with a warning; it should not happen.
+NOT_LOADED_CLOSE_WAIT_S = 4 * SERVER_LIMITS.heartbeat_s
+NOT_LOADED_REASON = "home not ready for this car; try again later"
 # Host names a certificate can carry (letters, digits, hyphens; dot-separated).
 _HOSTNAME_RE = re.compile(r"(?!-)[A-Za-z0-9-]{1,63}(\.(?!-)[A-Za-z0-9-]{1,63})*\.?")
 
@@ -110,6 +123,9 @@ class CarHub:
         self.external_url: str | None = None
         self._server: HubServer | None = None
         self._coordinators: dict[str, CarHubCoordinator] = {}
+        # Set when a car's coordinator registers: held messages go on to it.
+        self._registered: dict[str, asyncio.Event] = {}
+        self._closing: dict[str, asyncio.Task[None]] = {}
         self._entries: set[str] = set()
         self._stop_unsub: CALLBACK_TYPE | None = None
         self._last_seen_store: Store[dict[str, float]] = Store(
@@ -143,6 +159,7 @@ class CarHub:
             handler=self,
             host=DEFAULT_LISTEN_HOST,
             port=port,
+            limits=SERVER_LIMITS,
         )
         try:
             await server.start()
@@ -162,6 +179,9 @@ class CarHub:
     async def async_stop(self) -> None:
         """Close the listener and every car link; flush the last-seen store."""
         self.vocabulary.async_stop()
+        for task in self._closing.values():
+            task.cancel()
+        self._closing.clear()
         if self._stop_unsub is not None:
             self._stop_unsub()
             self._stop_unsub = None
@@ -203,13 +223,20 @@ class CarHub:
         """Route this car's callbacks to ``coordinator``."""
         self._coordinators[coordinator.vehicle_id] = coordinator
         self._entries.add(coordinator.config_entry.entry_id)
+        self._registration(coordinator.vehicle_id).set()
 
     @callback
     def async_unregister(self, coordinator: CarHubCoordinator) -> None:
         """Stop routing to ``coordinator`` (its entry unloads)."""
         if self._coordinators.get(coordinator.vehicle_id) is coordinator:
             del self._coordinators[coordinator.vehicle_id]
+            self._registration(coordinator.vehicle_id).clear()
         self._entries.discard(coordinator.config_entry.entry_id)
+
+    def _registration(self, vehicle_id: str) -> asyncio.Event:
+        if (event := self._registered.get(vehicle_id)) is None:
+            event = self._registered[vehicle_id] = asyncio.Event()
+        return event
 
     @property
     def has_entries(self) -> bool:
@@ -221,29 +248,112 @@ class CarHub:
         return list(self._coordinators.values())
 
     # -- HubHandler ---------------------------------------------------------------
+    # A car whose entry exists but is not loaded keeps its link for up to
+    # NOT_LOADED_GRACE_S while the entry is about to load (a reload); a message
+    # that arrives meanwhile waits for it. A disabled, failed or retrying entry
+    # gets no grace. If it does not load, the link is closed: the car
+    # retries later and its own durable outbox keeps what it sent (a held
+    # message is never acked). A voice request is answered instead, so the
+    # driver is not left without a reply. HubServer.disconnect closes with
+    # 4003, which the car's CarLink treats as "retry rarely" (its maximum
+    # backoff, 30-60 s by default), not as a permanent stop; the bridge has no
+    # public way to close with a "try again soon" code.
+
+    def _entry_known(self, vehicle_id: str) -> bool:
+        return (
+            self.hass.config_entries.async_entry_for_domain_unique_id(DOMAIN, vehicle_id)
+            is not None
+        )
+
+    async def _async_wait_registered(self, vehicle_id: str) -> CarHubCoordinator | None:
+        """The car's coordinator once its entry loads, or None after the grace period."""
+        if (coordinator := self._coordinators.get(vehicle_id)) is not None:
+            return coordinator
+        entry = self.hass.config_entries.async_entry_for_domain_unique_id(DOMAIN, vehicle_id)
+        if (
+            entry is None
+            or entry.disabled_by is not None
+            or entry.state not in (ConfigEntryState.NOT_LOADED, ConfigEntryState.SETUP_IN_PROGRESS)
+        ):
+            return None  # not about to load (disabled, failed, retrying later): no waiting
+        try:
+            async with asyncio.timeout(NOT_LOADED_GRACE_S):
+                await self._registration(vehicle_id).wait()
+        except TimeoutError:
+            return None
+        return self._coordinators.get(vehicle_id)
+
+    @callback
+    def _async_close_later(self, vehicle_id: str, reason: str, *, wait_first: bool) -> None:
+        """Close the car's link in the background (never from inside its own callback)."""
+        if (task := self._closing.get(vehicle_id)) is not None and not task.done():
+            return
+
+        async def _close() -> None:
+            if wait_first and await self._async_wait_registered(vehicle_id) is not None:
+                return
+            LOGGER.info("Closing the link of %s: %s", vehicle_id, reason)
+            await self.async_disconnect(vehicle_id, reason)
+
+        self._closing[vehicle_id] = self.hass.async_create_background_task(
+            _close(), f"{DOMAIN} close {vehicle_id}"
+        )
+
     async def on_connect(self, peer: PeerInfo, hello: Envelope) -> None:
         """A car with a valid certificate said hello."""
         coordinator = self._coordinators.get(peer.vehicle_id)
         if coordinator is None:
-            if self.hass.config_entries.async_entry_for_domain_unique_id(DOMAIN, peer.vehicle_id):
-                # Its entry is not loaded (disabled, retrying, reloading): keep
-                # the link; the entry asks for a snapshot when it loads.
+            if self._entry_known(peer.vehicle_id):
                 LOGGER.debug("Car %s connected while its entry is not loaded", peer.vehicle_id)
+                self._async_close_later(peer.vehicle_id, NOT_LOADED_REASON, wait_first=True)
                 return
             # A certificate from this CA but no entry at all: close the link once
             # it runs (closing from inside on_connect would wait for ourselves).
             LOGGER.warning("Closing the link of unknown car %s", peer.vehicle_id)
-            self.hass.async_create_background_task(
-                self.async_disconnect(peer.vehicle_id, "vehicle is not configured"),
-                f"{DOMAIN} drop {peer.vehicle_id}",
-            )
+            self._async_close_later(peer.vehicle_id, "vehicle is not configured", wait_first=False)
             return
         await coordinator.async_on_connect(hello)
 
     async def on_message(self, peer: PeerInfo, env: Envelope) -> None:
         """A durable message from a car."""
-        if (coordinator := self._coordinators.get(peer.vehicle_id)) is not None:
+        vehicle_id = peer.vehicle_id
+        if (coordinator := self._coordinators.get(vehicle_id)) is not None:
             await coordinator.async_on_message(env)
+            return
+        if not self._entry_known(vehicle_id):
+            return  # an unknown car: its link is being closed
+        if (coordinator := await self._async_wait_registered(vehicle_id)) is not None:
+            await coordinator.async_on_message(env)
+            return
+        if env.type == MessageType.VOICE_REQUEST:
+            # Answered (and acked): replayed later it would be too old to run.
+            await self._async_answer_unavailable(vehicle_id, env)
+            self._async_close_later(vehicle_id, NOT_LOADED_REASON, wait_first=False)
+            return
+        self._async_close_later(vehicle_id, NOT_LOADED_REASON, wait_first=False)
+        # Hold the message until the closed link ends and cancels this handler:
+        # it is then not acked and the car sends it again after reconnecting.
+        await asyncio.sleep(NOT_LOADED_CLOSE_WAIT_S)
+        LOGGER.warning("Link of %s still open; %s seq %d is dropped", vehicle_id, env.type, env.seq)
+
+    async def _async_answer_unavailable(self, vehicle_id: str, env: Envelope) -> None:
+        """Reply to a voice request the car's (unloaded) entry cannot take."""
+        from .voice import async_message
+
+        request_id = env.body.get("request_id")
+        if not isinstance(request_id, str):
+            return
+        language = env.body.get("language")
+        lang = language if isinstance(language, str) and language else self.hass.config.language
+        text = await async_message(self.hass, lang, "voice_unavailable")
+        try:
+            await self.async_send(
+                vehicle_id,
+                MessageType.VOICE_REPLY,
+                {"request_id": request_id, "text": text, "success": False},
+            )
+        except BridgeError as err:
+            LOGGER.warning("Could not queue the voice reply for %s: %s", vehicle_id, err)
 
     async def on_disconnect(self, peer: PeerInfo) -> None:
         """A car's link closed."""

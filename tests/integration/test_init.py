@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import socket
+from collections.abc import Generator
 from unittest.mock import patch
 
+import pytest
 from homeassistant.config_entries import ConfigEntryState
 from homeassistant.const import EVENT_HOMEASSISTANT_STOP
 from homeassistant.core import HomeAssistant
@@ -16,7 +19,7 @@ from bridge.protocol import MessageType
 from bridge.server import PeerInfo
 from custom_components.carhub import async_remove_config_entry_device
 from custom_components.carhub.const import CONF_LISTEN_PORT, DOMAIN
-from custom_components.carhub.hub import DATA_HUB, CarHub, storage_dir
+from custom_components.carhub.hub import DATA_HUB, NOT_LOADED_REASON, CarHub, storage_dir
 
 from .conftest import (
     PEER,
@@ -241,12 +244,8 @@ async def test_manual_device_removal(
     assert await async_remove_config_entry_device(hass, init_integration, stale)
 
 
-async def test_reload_while_car_connected_requests_snapshot(
-    hass: HomeAssistant, init_integration: MockConfigEntry, config_dir
-) -> None:
-    """With the listener kept up by another car, reloading one car keeps its link,
-    shows it connected and asks it for a snapshot; a car with an unloaded entry is not
-    disconnected."""
+async def _second_car_keeps_hub(hass: HomeAssistant, config_dir) -> MockConfigEntry:
+    """Another loaded car, so the listener stays up while the first one is unloaded."""
     await hass.async_add_executor_job(
         issue_car_certificate, storage_dir(hass), config_dir / "zoe", "zoe-7"
     )
@@ -256,13 +255,29 @@ async def test_reload_while_car_connected_requests_snapshot(
     second.add_to_hass(hass)
     await hass.config_entries.async_setup(second.entry_id)
     await hass.async_block_till_done()
+    return second
+
+
+@pytest.fixture
+def short_grace() -> Generator[None]:
+    """A car of an unloaded entry waits 0.05 s (not 10 s) for the entry to load."""
+    with (
+        patch("custom_components.carhub.hub.NOT_LOADED_GRACE_S", 0.05),
+        patch("custom_components.carhub.hub.NOT_LOADED_CLOSE_WAIT_S", 0.2),
+    ):
+        yield
+
+
+@pytest.mark.usefixtures("short_grace")
+async def test_reload_while_car_connected_requests_snapshot(
+    hass: HomeAssistant, init_integration: MockConfigEntry, config_dir
+) -> None:
+    """With the listener kept up by another car, reloading one car keeps its link,
+    shows it connected and asks it for a snapshot."""
+    await _second_car_keeps_hub(hass, config_dir)
     carhub = hub(hass)
     await hass.config_entries.async_unload(init_integration.entry_id)
     await hass.async_block_till_done()
-    with patch.object(carhub, "async_disconnect") as disconnect:
-        await carhub.on_connect(PEER, hello())
-        await hass.async_block_till_done(wait_background_tasks=True)
-    disconnect.assert_not_called()
     with (
         patch.object(carhub, "connected", return_value=True),
         patch.object(CarHub, "async_send", autospec=True, return_value=1) as send,
@@ -272,3 +287,95 @@ async def test_reload_while_car_connected_requests_snapshot(
         assert hass.states.get("binary_sensor.volkswagen_golf_connected").state == "on"
     commands = [c.args[3] for c in send.call_args_list if c.args[2] == MessageType.COMMAND]
     assert [c["command"] for c in commands] == ["snapshot"]
+
+
+@pytest.mark.usefixtures("short_grace")
+async def test_car_of_unloaded_entry_is_disconnected(
+    hass: HomeAssistant, init_integration: MockConfigEntry, config_dir
+) -> None:
+    """A car whose entry stays unloaded past the grace period has its link closed
+    (it retries later; its outbox keeps its messages)."""
+    await _second_car_keeps_hub(hass, config_dir)
+    carhub = hub(hass)
+    await hass.config_entries.async_unload(init_integration.entry_id)
+    await hass.async_block_till_done()
+    with patch.object(carhub, "async_disconnect") as disconnect:
+        await carhub.on_connect(PEER, hello())
+        await hass.async_block_till_done(wait_background_tasks=True)
+    disconnect.assert_called_once_with(VEHICLE_ID, NOT_LOADED_REASON)
+
+
+@pytest.mark.usefixtures("short_grace")
+async def test_message_waits_for_entry_to_load(
+    hass: HomeAssistant, init_integration: MockConfigEntry, config_dir
+) -> None:
+    """A message that arrives during a reload is held and then handled, not dropped."""
+    await _second_car_keeps_hub(hass, config_dir)
+    carhub = hub(hass)
+    await hass.config_entries.async_unload(init_integration.entry_id)
+    await hass.async_block_till_done()
+    with (
+        patch("custom_components.carhub.hub.NOT_LOADED_GRACE_S", 5.0),
+        patch.object(carhub, "async_disconnect") as disconnect,
+    ):
+        held = hass.async_create_task(
+            carhub.on_message(PEER, message(MessageType.STATE, signals_body({"Vehicle.Speed": 77})))
+        )
+        await asyncio.sleep(0)
+        assert not held.done()
+        await hass.config_entries.async_setup(init_integration.entry_id)
+        await held
+        await hass.async_block_till_done()
+    disconnect.assert_not_called()
+    assert init_integration.runtime_data.coordinator.data.value("Vehicle.Speed") == 77
+
+
+@pytest.mark.usefixtures("short_grace")
+async def test_message_of_unloaded_entry_is_not_acked(
+    hass: HomeAssistant, init_integration: MockConfigEntry, config_dir
+) -> None:
+    """A state message for an entry that does not load closes the link; the handler
+    does not return (so the bridge does not ack it) until the link is gone."""
+    await _second_car_keeps_hub(hass, config_dir)
+    carhub = hub(hass)
+    await hass.config_entries.async_unload(init_integration.entry_id)
+    await hass.async_block_till_done()
+    with patch.object(carhub, "async_disconnect") as disconnect:
+        held = hass.async_create_task(
+            carhub.on_message(PEER, message(MessageType.EVENT, {"kind": "trip_start", "ts": 1.0}))
+        )
+        await asyncio.sleep(0.15)
+        disconnect.assert_called_once_with(VEHICLE_ID, NOT_LOADED_REASON)
+        assert not held.done()  # the closing link cancels it (fake link here: it times out)
+        await held
+
+
+@pytest.mark.usefixtures("short_grace")
+async def test_voice_request_of_unloaded_entry_is_answered(
+    hass: HomeAssistant, init_integration: MockConfigEntry, config_dir
+) -> None:
+    """The driver gets a spoken reply even when the car's entry is not loaded."""
+    await _second_car_keeps_hub(hass, config_dir)
+    carhub = hub(hass)
+    await hass.config_entries.async_unload(init_integration.entry_id)
+    await hass.async_block_till_done()
+    with (
+        patch.object(CarHub, "async_send", autospec=True, return_value=1) as send,
+        patch.object(carhub, "async_disconnect") as disconnect,
+    ):
+        await carhub.on_message(
+            PEER,
+            message(
+                MessageType.VOICE_REQUEST,
+                {"request_id": "v9", "text": "turn on the light", "language": "en"},
+            ),
+        )
+        await hass.async_block_till_done(wait_background_tasks=True)
+    [(_, vehicle_id, type_, body)] = [c.args for c in send.call_args_list]
+    assert (vehicle_id, type_) == (VEHICLE_ID, MessageType.VOICE_REPLY)
+    assert body == {
+        "request_id": "v9",
+        "text": "Sorry, this car can't use the home right now.",
+        "success": False,
+    }
+    disconnect.assert_called_once_with(VEHICLE_ID, NOT_LOADED_REASON)

@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+from unittest.mock import patch
 
 from homeassistant.components.homeassistant.exposed_entities import async_expose_entity
 from homeassistant.config_entries import SOURCE_USER
@@ -20,15 +21,29 @@ from homeassistant.const import CONF_HOST, CONF_PORT, STATE_OFF, STATE_ON
 from homeassistant.core import HomeAssistant
 from homeassistant.data_entry_flow import FlowResultType
 from homeassistant.helpers import device_registry as dr
-from pytest_homeassistant_custom_component.common import async_mock_service
+from pytest_homeassistant_custom_component.common import (
+    MockConfigEntry,
+    async_capture_events,
+    async_mock_service,
+)
 
 from bridge.client import CarLink
 from bridge.homes import HomeRegistry
 from bridge.pairing import PairingServer, VehicleInfo
+from bridge.pki import CarIdentity
 from bridge.protocol import Envelope, MessageType
-from custom_components.carhub.const import CONF_CODE, CONF_LISTEN_PORT, DOMAIN
+from bridge.server import ServerLimits
+from custom_components.carhub.const import CONF_CODE, CONF_LISTEN_PORT, DOMAIN, EVENT_VEHICLE
+from custom_components.carhub.hub import storage_dir
 
-from .conftest import SIGNALS, SNAPSHOT_VALUES, hub, unload_all
+from .conftest import (
+    SIGNALS,
+    SNAPSHOT_VALUES,
+    entry_data,
+    hub,
+    issue_car_certificate,
+    unload_all,
+)
 
 VEHICLE = VehicleInfo(
     vehicle_id="polo-3",
@@ -183,4 +198,86 @@ async def test_real_car_over_mtls(
     )
     # The car is away: its last values stay.
     assert hass.states.get("sensor.volkswagen_polo_odometer").state == "123456.7"
+    await unload_all(hass)
+
+
+async def test_car_of_unloaded_entry_keeps_its_messages(
+    hass: HomeAssistant,
+    socket_enabled: None,
+    mock_config_entry: MockConfigEntry,
+    car_identity: CarIdentity,
+    config_dir: Path,
+) -> None:
+    """A real car whose entry is not loaded: its voice request is answered, its other
+    messages stay in its own outbox (the link is closed, not acked) and arrive once
+    the entry loads."""
+    # A fast heartbeat: the closed link ends (and drops the held message unacked)
+    # at its next ping.
+    limits = ServerLimits(heartbeat_s=0.3, dead_after_s=5.0)
+    with patch("custom_components.carhub.hub.SERVER_LIMITS", limits):
+        mock_config_entry.add_to_hass(hass)  # keeps the listener up
+        await hass.config_entries.async_setup(mock_config_entry.entry_id)
+        await hass.async_block_till_done()
+    identity = await hass.async_add_executor_job(
+        issue_car_certificate, storage_dir(hass), config_dir / "zoe", "zoe-7"
+    )
+    zoe = MockConfigEntry(domain=DOMAIN, unique_id="zoe-7", title="Renault Zoe", data=entry_data())
+    zoe.add_to_hass(hass)  # known, but not loaded
+    events = async_capture_events(hass, EVENT_VEHICLE)
+    received: list[Envelope] = []
+
+    async def on_message(env: Envelope) -> None:
+        received.append(env)
+
+    link = CarLink(
+        home_dir=identity.directory,
+        hello_body={
+            "agent_version": "0.1.0",
+            "vehicle": {"vehicle_id": "zoe-7", "vin": "", "make": "Renault", "model": "Zoe"},
+            "capabilities": ["voice"],
+            "signals": {},
+        },
+        on_message=on_message,
+        snapshot=dict,
+        url=f"wss://127.0.0.1:{hub(hass).listen_port}",
+        backoff_min_s=0.05,
+        backoff_max_s=0.3,
+    )
+    with (
+        patch("custom_components.carhub.hub.NOT_LOADED_GRACE_S", 0.2),
+        patch("custom_components.carhub.hub.NOT_LOADED_CLOSE_WAIT_S", 8.0),
+    ):
+        await link.start()
+        try:
+            assert await link.wait_connected(10)
+            await link.send(
+                MessageType.VOICE_REQUEST,
+                {"request_id": "z1", "text": "turn on the light", "language": "en"},
+            )
+            await wait_for(lambda: any(e.type == MessageType.VOICE_REPLY for e in received))
+            reply = next(e for e in received if e.type == MessageType.VOICE_REPLY).body
+            assert reply == {
+                "request_id": "z1",
+                "text": "Sorry, this car can't use the home right now.",
+                "success": False,
+            }
+            seq = await link.send(
+                MessageType.EVENT, {"kind": "trip_start", "ts": time.time(), "data": {}}
+            )
+            connects = link.connects
+            # The hub closes the link instead of acking; the car comes back and the
+            # event is still in its outbox.
+            await wait_for(lambda: link.connects >= connects + 2)
+            assert link.outbox.acked_seq < seq
+            assert not [e for e in events if e.data["vehicle_id"] == "zoe-7"]
+            assert "home not ready" in (link.last_close_reason or "")
+
+            await hass.config_entries.async_setup(zoe.entry_id)
+            await hass.async_block_till_done()
+            await wait_for(lambda: link.outbox.acked_seq >= seq)
+            await wait_for(lambda: any(e.data["vehicle_id"] == "zoe-7" for e in events))
+            [event] = [e for e in events if e.data["vehicle_id"] == "zoe-7"]
+            assert event.data["type"] == "trip_start"
+        finally:
+            await link.stop()
     await unload_all(hass)
