@@ -69,7 +69,14 @@ from .const import (
     LOGGER,
     SENSITIVE_CHOICES,
 )
-from .hub import DATA_HUB, async_get_home_ca, async_hub_info, async_revoke_certificate
+from .hub import (
+    DATA_HUB,
+    async_get_home_ca,
+    async_hub_info,
+    async_move_hub,
+    async_revoke_certificate,
+    check_port_free,
+)
 from .models import CarHubConfigEntry
 
 PORT_SELECTOR = NumberSelector(
@@ -350,25 +357,52 @@ class CarHubConfigFlow(ConfigFlow, domain=DOMAIN):
         errors: dict[str, str] = {}
         if user_input is not None:
             external = (user_input.get(CONF_EXTERNAL_URL) or "").strip() or None
+            port = int(user_input[CONF_LISTEN_PORT])
             if external and not _valid_url(external):
                 errors[CONF_EXTERNAL_URL] = "invalid_url"
-            else:
-                updates = {
-                    CONF_LISTEN_PORT: int(user_input[CONF_LISTEN_PORT]),
-                    CONF_EXTERNAL_URL: external,
-                }
+            elif (moved := await self._async_move_listener(port, external, errors)) is not None:
+                updates = {CONF_LISTEN_PORT: port, CONF_EXTERNAL_URL: external}
                 for other in self._async_current_entries(include_ignore=False):
                     if other.entry_id != entry.entry_id:
                         self.hass.config_entries.async_update_entry(
                             other, data={**other.data, **updates}
                         )
+                if moved:
+                    # The shared listener already runs with the new settings.
+                    self.hass.config_entries.async_update_entry(
+                        entry, data={**entry.data, **updates}
+                    )
+                    return self.async_abort(reason="reconfigure_successful")
                 return self.async_update_reload_and_abort(entry, data_updates=updates)
-        port = int(entry.data.get(CONF_LISTEN_PORT, DEFAULT_LISTEN_PORT))
+        current = int(entry.data.get(CONF_LISTEN_PORT, DEFAULT_LISTEN_PORT))
+        schema = vol.Schema(_hub_schema(current, entry.data.get(CONF_EXTERNAL_URL)))
         return self.async_show_form(
             step_id="reconfigure",
-            data_schema=vol.Schema(_hub_schema(port, entry.data.get(CONF_EXTERNAL_URL))),
+            data_schema=self.add_suggested_values_to_schema(schema, user_input),
             errors=errors,
         )
+
+    async def _async_move_listener(
+        self, port: int, external: str | None, errors: dict[str, str]
+    ) -> bool | None:
+        """Move the running listener now (the old one stays if that fails).
+
+        True: moved; False: no listener runs, but ``port`` can be bound; None:
+        it cannot (``errors`` says why).
+        """
+        try:
+            if await async_move_hub(self.hass, port, external):
+                return True
+            await self.hass.async_add_executor_job(check_port_free, port)
+        except OSError as err:
+            LOGGER.debug("Listener port %s cannot be used: %s", port, err)
+            errors[CONF_LISTEN_PORT] = "port_in_use"
+            return None
+        except BridgeError as err:
+            LOGGER.error("The listener cannot start with the new settings: %s", err)
+            errors["base"] = "unknown"
+            return None
+        return False
 
 
 class CarHubOptionsFlow(OptionsFlow):

@@ -31,7 +31,8 @@ CONF_ALLOWED_SENSITIVE: Final = "allowed_sensitive"
 
 DEFAULT_PAIRING_PORT: Final = 8767
 DEFAULT_LISTEN_PORT: Final = 8766
-# The listener accepts cars on every interface; tests narrow it to loopback.
+# The listener accepts cars on every IPv4 interface (IPv4 only: see
+# hub.async_lan_hosts); tests narrow it to loopback.
 DEFAULT_LISTEN_HOST: Final = "0.0.0.0"  # noqa: S104
 DEFAULT_AGENT_ID: Final = "conversation.home_assistant"
 

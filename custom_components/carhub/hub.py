@@ -88,7 +88,12 @@ async def async_get_home_ca(hass: HomeAssistant) -> HomeCA:
 
 
 async def async_lan_hosts(hass: HomeAssistant) -> list[str]:
-    """The addresses of this Home Assistant that cars on the LAN can dial."""
+    """The addresses of this Home Assistant that cars on the LAN can dial.
+
+    IPv4 only: the listener binds DEFAULT_LISTEN_HOST (0.0.0.0), and the
+    bridge's HubServer takes a single host, so an IPv6 address would be
+    advertised (and put in the server certificate) without anything listening.
+    """
     hosts: list[str] = []
     try:
         addresses = await network.async_get_enabled_source_ips(hass)
@@ -96,10 +101,26 @@ async def async_lan_hosts(hass: HomeAssistant) -> list[str]:
         LOGGER.debug("no source addresses found", exc_info=True)
         addresses = []
     for address in addresses:
-        if address.is_loopback or address.is_link_local or address.is_unspecified:
+        if (
+            address.version != 4
+            or address.is_loopback
+            or address.is_link_local
+            or address.is_unspecified
+        ):
             continue
         hosts.append(str(address))
     return hosts
+
+
+def check_port_free(port: int) -> None:
+    """Raise ``OSError`` if the listener could not bind ``port`` now (blocking).
+
+    Binds the listener's host the way the listener does (address reuse on, so
+    only a socket that really holds the port makes it fail) and lets go again.
+    """
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((DEFAULT_LISTEN_HOST, port))
 
 
 async def async_hub_info(
@@ -145,8 +166,14 @@ class CarHub:
         """The port the listener actually bound (differs from ``port`` when 0)."""
         return None if self._server is None else self._server.port
 
-    async def async_start(self, port: int, external_url: str | None) -> None:
-        """Issue the server certificate for the current addresses and listen."""
+    async def async_start(
+        self, port: int, external_url: str | None, *, bind_port: int | None = None
+    ) -> None:
+        """Issue the server certificate for the current addresses and listen.
+
+        ``port`` is the configured port; ``bind_port`` (default: the same)
+        the one to bind, for going back to a listener that had port 0 bound.
+        """
         stored = await self._last_seen_store.async_load()
         self._last_seen = dict(stored or {})
         hostnames, ips = await self._async_server_names(external_url)
@@ -158,7 +185,7 @@ class CarHub:
             state_dir=storage_dir(self.hass) / "hub",
             handler=self,
             host=DEFAULT_LISTEN_HOST,
-            port=port,
+            port=port if bind_port is None else bind_port,
             limits=SERVER_LIMITS,
         )
         try:
@@ -195,13 +222,34 @@ class CarHub:
         await self.async_stop()
 
     async def async_restart(self, port: int, external_url: str | None) -> None:
-        """Apply new listener settings (reconfigure)."""
+        """Apply new listener settings (reconfigure).
+
+        If the listener cannot start with them (port taken meanwhile), the old
+        listener is started again and the error propagates: cars keep their
+        home while the entry retries.
+        """
+        old_port, old_external, old_bound = self.port, self.external_url, self.listen_port
         await self.async_stop()
-        await self.async_start(port, external_url)
+        try:
+            await self.async_start(port, external_url)
+        except (BridgeError, OSError) as err:
+            if old_port is None:
+                raise
+            LOGGER.warning(
+                "Cannot move the CarHub listener to port %s (%s); staying on port %s",
+                port,
+                err,
+                old_port,
+            )
+            try:
+                await self.async_start(old_port, old_external, bind_port=old_bound)
+            except (BridgeError, OSError) as again:
+                LOGGER.error("The CarHub listener cannot start again: %s", again)
+            raise
 
     async def _async_server_names(self, external_url: str | None) -> tuple[list[str], list[str]]:
         hostnames = ["localhost"]
-        ips = ["127.0.0.1", "::1", *await async_lan_hosts(self.hass)]
+        ips = ["127.0.0.1", *await async_lan_hosts(self.hass)]
         host = socket.gethostname()
         if host != "localhost" and _HOSTNAME_RE.fullmatch(host):
             hostnames.append(host)
@@ -448,6 +496,21 @@ async def async_revoke_certificate(hass: HomeAssistant, certificate_pem: bytes) 
         return
     ca = await async_get_home_ca(hass)
     await hass.async_add_executor_job(ca.revoke, serial)
+
+
+async def async_move_hub(hass: HomeAssistant, port: int, external_url: str | None) -> bool:
+    """Apply new settings to the running hub (reconfigure); False if none runs.
+
+    Raises ``OSError`` / ``BridgeError`` when the listener cannot start with
+    them; the old listener is then running again.
+    """
+    async with _lock(hass):
+        hub = hass.data.get(DATA_HUB)
+        if hub is None or not hub.running:
+            return False
+        if hub.port != port or hub.external_url != external_url:
+            await hub.async_restart(port, external_url)
+        return True
 
 
 async def async_release_hub(hass: HomeAssistant) -> None:

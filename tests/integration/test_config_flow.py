@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import uuid
 from collections.abc import Awaitable, Callable, Generator
 from ipaddress import ip_address
@@ -400,26 +401,47 @@ async def test_reauth_wrong_vehicle(
     }
 
 
-async def test_reconfigure(hass: HomeAssistant, mock_config_entry: MockConfigEntry) -> None:
-    """Listener settings change for every car; a bad URL first."""
+def free_port() -> int:
+    """A port nothing listens on right now (127.0.0.1)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+async def test_reconfigure(
+    hass: HomeAssistant, socket_enabled: None, mock_config_entry: MockConfigEntry
+) -> None:
+    """Listener settings change for every car; a bad URL and a busy port first."""
     mock_config_entry.add_to_hass(hass)
     other = MockConfigEntry(
         domain=DOMAIN, unique_id="zoe-7", title="Renault Zoe", data=entry_data()
     )
     other.add_to_hass(hass)
+    port = free_port()
     result = await mock_config_entry.start_reconfigure_flow(hass)
     assert result["step_id"] == "reconfigure"
     result = await hass.config_entries.flow.async_configure(
-        result["flow_id"], {CONF_LISTEN_PORT: 9443, CONF_EXTERNAL_URL: "home.example.com"}
+        result["flow_id"], {CONF_LISTEN_PORT: port, CONF_EXTERNAL_URL: "home.example.com"}
     )
     assert result["errors"] == {CONF_EXTERNAL_URL: "invalid_url"}
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        taken = busy.getsockname()[1]
+        result = await hass.config_entries.flow.async_configure(
+            result["flow_id"],
+            {CONF_LISTEN_PORT: taken, CONF_EXTERNAL_URL: "wss://home.example.com"},
+        )
+    assert result["type"] is FlowResultType.FORM
+    assert result["errors"] == {CONF_LISTEN_PORT: "port_in_use"}
+    assert mock_config_entry.data[CONF_LISTEN_PORT] == 0
     result = await hass.config_entries.flow.async_configure(
-        result["flow_id"], {CONF_LISTEN_PORT: 9443, CONF_EXTERNAL_URL: "wss://home.example.com"}
+        result["flow_id"], {CONF_LISTEN_PORT: port, CONF_EXTERNAL_URL: "wss://home.example.com"}
     )
     assert result["type"] is FlowResultType.ABORT
     assert result["reason"] == "reconfigure_successful"
     for entry in (mock_config_entry, other):
-        assert entry.data[CONF_LISTEN_PORT] == 9443
+        assert entry.data[CONF_LISTEN_PORT] == port
         assert entry.data[CONF_EXTERNAL_URL] == "wss://home.example.com"
 
 

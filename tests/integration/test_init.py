@@ -5,12 +5,14 @@ from __future__ import annotations
 import asyncio
 import socket
 from collections.abc import Generator
+from ipaddress import ip_address
 from unittest.mock import patch
 
 import pytest
 from homeassistant.config_entries import ConfigEntryState
 from homeassistant.const import EVENT_HOMEASSISTANT_STOP
 from homeassistant.core import HomeAssistant
+from homeassistant.data_entry_flow import FlowResultType
 from homeassistant.helpers import device_registry as dr
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
@@ -19,7 +21,13 @@ from bridge.protocol import MessageType
 from bridge.server import PeerInfo
 from custom_components.carhub import async_remove_config_entry_device
 from custom_components.carhub.const import CONF_LISTEN_PORT, DOMAIN
-from custom_components.carhub.hub import DATA_HUB, NOT_LOADED_REASON, CarHub, storage_dir
+from custom_components.carhub.hub import (
+    DATA_HUB,
+    NOT_LOADED_REASON,
+    CarHub,
+    async_hub_info,
+    storage_dir,
+)
 
 from .conftest import (
     PEER,
@@ -178,9 +186,12 @@ async def test_hello_updates_device(hass: HomeAssistant, init_integration: MockC
 
 
 async def test_reconfigure_moves_listener(
-    hass: HomeAssistant, init_integration: MockConfigEntry
+    hass: HomeAssistant, init_integration: MockConfigEntry, config_dir
 ) -> None:
-    """Reconfiguring the port restarts the listener on the new port."""
+    """Reconfiguring the port restarts the shared listener on the new port; every car's
+    entry gets the new settings and stays loaded on the same hub."""
+    second = await _second_car_keeps_hub(hass, config_dir)
+    carhub = hub(hass)
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
@@ -190,7 +201,72 @@ async def test_reconfigure_moves_listener(
     )
     await hass.async_block_till_done()
     assert result["reason"] == "reconfigure_successful"
-    assert hub(hass).listen_port == port
+    assert hub(hass) is carhub
+    assert carhub.listen_port == port
+    for entry in (init_integration, second):
+        assert entry.data[CONF_LISTEN_PORT] == port
+        assert entry.state is ConfigEntryState.LOADED
+    # The other car's entry reloads later with the same settings: nothing moves.
+    await hass.config_entries.async_reload(second.entry_id)
+    await hass.async_block_till_done()
+    assert carhub.listen_port == port
+
+
+async def test_reconfigure_busy_port(
+    hass: HomeAssistant, init_integration: MockConfigEntry
+) -> None:
+    """A port another program holds is an error in the form; the listener stays where
+    it was (started again on its old port) and a free port then works."""
+    carhub = hub(hass)
+    old_port = carhub.listen_port
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        taken = busy.getsockname()[1]
+        result = await init_integration.start_reconfigure_flow(hass)
+        result = await hass.config_entries.flow.async_configure(
+            result["flow_id"], {CONF_LISTEN_PORT: taken}
+        )
+    assert result["type"] is FlowResultType.FORM
+    assert result["errors"] == {CONF_LISTEN_PORT: "port_in_use"}
+    assert carhub.running
+    assert carhub.listen_port == old_port
+    assert init_integration.data[CONF_LISTEN_PORT] == 0
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {CONF_LISTEN_PORT: port}
+    )
+    await hass.async_block_till_done()
+    assert result["reason"] == "reconfigure_successful"
+    assert carhub.listen_port == port
+    assert init_integration.state is ConfigEntryState.LOADED
+
+
+async def test_restart_failure_rolls_back(
+    hass: HomeAssistant, init_integration: MockConfigEntry, config_dir
+) -> None:
+    """An entry that loads with a port the listener cannot take (taken meanwhile)
+    leaves the shared listener on its old port and retries later."""
+    second = await _second_car_keeps_hub(hass, config_dir)
+    carhub = hub(hass)
+    old_port = carhub.listen_port
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        taken = busy.getsockname()[1]
+        hass.config_entries.async_update_entry(
+            second, data={**second.data, CONF_LISTEN_PORT: taken}
+        )
+        await hass.config_entries.async_reload(second.entry_id)
+        await hass.async_block_till_done()
+        assert second.state is ConfigEntryState.SETUP_RETRY
+    assert hub(hass) is carhub
+    assert carhub.running
+    assert carhub.listen_port == old_port
+    assert init_integration.state is ConfigEntryState.LOADED
+    await hass.config_entries.async_unload(second.entry_id)
 
 
 async def test_server_certificate_names(
@@ -206,6 +282,27 @@ async def test_server_certificate_names(
     assert "203.0.113.5" in ips
     names, _ = await carhub._async_server_names("wss://bad_host.example.com")
     assert "bad_host.example.com" not in names
+
+
+async def test_only_ipv4_addresses_advertised(
+    hass: HomeAssistant, init_integration: MockConfigEntry
+) -> None:
+    """The listener binds IPv4 only, so cars are told (and the certificate names) only
+    IPv4 addresses."""
+    addresses = [
+        ip_address("192.168.1.10"),
+        ip_address("fd00::10"),
+        ip_address("2001:db8::1"),
+        ip_address("fe80::1"),
+    ]
+    with patch(
+        "custom_components.carhub.hub.network.async_get_enabled_source_ips",
+        return_value=addresses,
+    ):
+        info = await async_hub_info(hass, hub(hass).ca, 8766, None)
+        _, ips = await hub(hass)._async_server_names(None)
+    assert info.lan_urls == ["wss://192.168.1.10:8766"]
+    assert ips == ["127.0.0.1", "192.168.1.10"]
 
 
 async def test_remove_unloaded_entry_still_revokes(
