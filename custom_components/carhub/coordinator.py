@@ -240,6 +240,12 @@ class CarHubCoordinator(DataUpdateCoordinator[VehicleState]):
                     sw_version=data.get(CONF_AGENT_VERSION),
                 )
         if signals_changed:
+            for path, meta in declared.items():
+                before = self.data.declared.get(path)
+                if before is not None and before.get("unit") != meta.get("unit"):
+                    # Held in the old unit; the snapshot after this hello brings
+                    # the value in the new one.
+                    self.data.signals.pop(path, None)
             self.data.declared = declared
             for listener in list(self._signal_listeners):
                 listener()

@@ -8,11 +8,15 @@ from datetime import datetime
 from typing import Any
 
 from homeassistant.components.sensor import (
+    DOMAIN as SENSOR_DOMAIN,
+)
+from homeassistant.components.sensor import (
     RestoreSensor,
     SensorDeviceClass,
     SensorEntityDescription,
     SensorStateClass,
 )
+from homeassistant.components.sensor.const import UNIT_CONVERTERS
 from homeassistant.const import (
     PERCENTAGE,
     REVOLUTIONS_PER_MINUTE,
@@ -26,6 +30,8 @@ from homeassistant.const import (
     UnitOfTime,
 )
 from homeassistant.core import HomeAssistant, callback
+from homeassistant.exceptions import HomeAssistantError
+from homeassistant.helpers import entity_registry as er
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 from homeassistant.helpers.typing import StateType
 
@@ -349,8 +355,47 @@ class CarHubSensor(CarHubEntity, RestoreSensor):
 
     @callback
     def _handle_coordinator_update(self) -> None:
+        self._update_unit()
         self._update_from_state()
         super()._handle_coordinator_update()
+
+    def _update_unit(self) -> None:
+        """Follow a unit change in the car's hello (a new profile) without a reload.
+
+        The value the sensor holds (restored, or from before the change) was in
+        the old unit: it is converted, or dropped when it cannot be. Values
+        the car sends from now on are in the new unit.
+        """
+        unit = self._declared_unit()
+        old = self._attr_native_unit_of_measurement
+        if unit == old:
+            return
+        shown = self.unit_of_measurement
+        self._attr_native_unit_of_measurement = unit
+        converter = UNIT_CONVERTERS.get(self.entity_description.device_class)
+        if (
+            converter is not None
+            and self.registry_entry is not None
+            and shown != self.unit_of_measurement
+            and shown in converter.VALID_UNITS
+            and unit in converter.VALID_UNITS
+        ):
+            # Keep showing the unit shown so far (history stays comparable),
+            # as Home Assistant does when an entity is added with a new native
+            # unit: the old one becomes the suggested display unit.
+            self.registry_entry = er.async_get(self.hass).async_update_entity_options(
+                self.entity_id, f"{SENSOR_DOMAIN}.private", {"suggested_unit_of_measurement": shown}
+            )
+            self.async_registry_entry_updated()
+        value = self._attr_native_value
+        if value is None:
+            return
+        try:
+            if converter is None or isinstance(value, bool) or not isinstance(value, int | float):
+                raise HomeAssistantError(f"no conversion from {old} to {unit}")
+            self._attr_native_value = converter.convert(float(value), old, unit)
+        except HomeAssistantError:
+            self._attr_native_value = None
 
     def _update_from_state(self) -> None:
         description = self.entity_description

@@ -69,23 +69,28 @@ async def test_values_and_units(hass: HomeAssistant, init_integration: MockConfi
 async def test_declared_unit_is_used(
     hass: HomeAssistant, init_integration: MockConfigEntry
 ) -> None:
-    """A profile that declares mph gets a native unit of mph, shown in km/h (metric)."""
+    """A profile that declares mph gets a native unit of mph, shown in km/h (metric):
+    a new hello with another unit applies at once, without a reload."""
     from .conftest import SIGNALS, hello
 
+    await connect_car(hass)
+    entity_id = "sensor.volkswagen_golf_speed"
+    assert hass.states.get(entity_id).state == "42.5"
     signals = {**SIGNALS, "Vehicle.Speed": {"unit": "mph", "datatype": "float"}}
     carhub = hub(hass)
     await carhub.on_connect(PEER, hello(signals))
     await hass.async_block_till_done()
-    # The declaration changed: entities are created with the new unit after a reload.
-    await hass.config_entries.async_reload(init_integration.entry_id)
+    # What the sensor held was km/h: converted, not reinterpreted as mph.
+    state = hass.states.get(entity_id)
+    assert state.attributes["unit_of_measurement"] == "km/h"
+    assert float(state.state) == pytest.approx(42.5, abs=0.01)
+    await carhub.on_message(PEER, message(MessageType.STATE, signals_body({"Vehicle.Speed": 10})))
     await hass.async_block_till_done()
-    await hub(hass).on_message(
-        PEER, message(MessageType.STATE, signals_body({"Vehicle.Speed": 10}))
-    )
-    await hass.async_block_till_done()
-    state = hass.states.get("sensor.volkswagen_golf_speed")
+    state = hass.states.get(entity_id)
     assert state.attributes["unit_of_measurement"] == "km/h"
     assert float(state.state) == pytest.approx(16.09, abs=0.01)
+    # The odometer's unit did not change: its value is kept as it was.
+    assert hass.states.get("sensor.volkswagen_golf_odometer").state == "123456.7"
 
 
 async def test_older_delta_does_not_win(
