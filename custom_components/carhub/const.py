@@ -57,10 +57,16 @@ VEHICLE_EVENT_TYPES: Final = (
     EVENT_ARRIVED_HOME,
 )
 
-# Messages whose envelope is older than this are backlog replayed from the
-# car's outbox: their state is applied but entity writes are coalesced.
+# Messages whose envelope is older than this (by the car's clock, corrected by
+# the offset seen in its hello) are backlog replayed from the car's outbox:
+# their state is applied but entity writes wait until the backlog ends, that is
+# until the first newer message, or until nothing arrives for BACKLOG_QUIET_S.
 BACKLOG_AGE: Final = timedelta(seconds=30)
-BACKLOG_FLUSH_DELAY: Final = 0.5
+BACKLOG_QUIET_S: Final = 3.0
+# Distinct signals held per car (only the newest value of each is kept, also
+# while a backlog is coalesced): a car sending ever new paths cannot grow memory
+# or its config entry without bound.
+MAX_SIGNALS: Final = 1000
 
 CERT_EXPIRY_WARNING: Final = timedelta(days=14)
 NOT_SEEN_WARNING: Final = timedelta(days=7)

@@ -6,9 +6,13 @@ coordinator updates its ``VehicleState`` and calls ``async_set_updated_data``.
 Backlog: after a long offline period the car replays its outbox oldest first.
 A state value older than the one already held is ignored (per-signal
 timestamps), and entity writes for messages older than ``BACKLOG_AGE`` are
-coalesced until the replay pauses, so Home Assistant records the newest value
-of each signal instead of a burst of bygone "live" states. Events keep the
-car's original timestamp in their data.
+coalesced until the backlog ends (the first newer message, a quiet period of
+``BACKLOG_QUIET_S`` or the link closing), so Home Assistant records the newest
+value of each signal instead of a series of bygone "live" states, however long
+the replay. Coalescing keeps only the newest value per signal (at most
+``MAX_SIGNALS``), never the messages. Message ages use the car's clock
+corrected by the offset seen in its hello, so a car whose clock lags is not
+mistaken for a replay. Events keep the car's original timestamp in their data.
 """
 
 from __future__ import annotations
@@ -31,7 +35,7 @@ from bridge.protocol import Envelope, MessageType
 
 from .const import (
     BACKLOG_AGE,
-    BACKLOG_FLUSH_DELAY,
+    BACKLOG_QUIET_S,
     COMMAND_TTL,
     CONF_AGENT_VERSION,
     CONF_MAKE,
@@ -44,6 +48,7 @@ from .const import (
     EVENT_ARRIVED_HOME,
     EVENT_VEHICLE,
     LOGGER,
+    MAX_SIGNALS,
     RTT_REFRESH_INTERVAL,
     VEHICLE_EVENT_TYPES,
 )
@@ -56,8 +61,8 @@ if TYPE_CHECKING:
 
 # Car event kinds shown on the event entity (the rest go to the HA bus only).
 ENTITY_EVENT_KINDS = ("alert",)
-# A backlogged state message is flushed at the latest after this many seconds.
-BACKLOG_MAX_DELAY = 5.0
+# A hello whose clock differs by more than this is not used to correct ages.
+MAX_CLOCK_OFFSET_S = 366 * 86400.0
 HOME_ZONE = "zone.home"
 LAST_SEEN_RESOLUTION = timedelta(minutes=1)
 
@@ -102,7 +107,9 @@ class CarHubCoordinator(DataUpdateCoordinator[VehicleState]):
         self.data.last_seen = hub.last_seen(self.vehicle_id)
         self._signal_listeners: list[Callable[[], None]] = []
         self._flush_unsub: CALLBACK_TYPE | None = None
-        self._flush_deadline: float | None = None
+        # Car clock minus ours, from its latest hello (seconds).
+        self._clock_offset = 0.0
+        self._signals_capped = False
         self._rtt_unsub: CALLBACK_TYPE | None = None
         self._in_home: bool | None = None
 
@@ -145,6 +152,8 @@ class CarHubCoordinator(DataUpdateCoordinator[VehicleState]):
     async def async_on_connect(self, hello: Envelope) -> None:
         """The car connected and said hello: take its vehicle info and signal list."""
         body = hello.body
+        offset = hello.ts - time.time()
+        self._clock_offset = offset if abs(offset) <= MAX_CLOCK_OFFSET_S else 0.0
         declared = parse_declared_signals(body.get("signals"))
         vehicle = body.get("vehicle")
         info = vehicle if isinstance(vehicle, Mapping) else {}
@@ -176,6 +185,7 @@ class CarHubCoordinator(DataUpdateCoordinator[VehicleState]):
         """The car's link closed: entities keep their values, ``connected`` turns off."""
         if not self.data.connected:
             return
+        # The backlog (if any) ends with the link: publish what it brought.
         self.data.connected = False
         self._touch()
         LOGGER.info("%s disconnected", self.config_entry.title)
@@ -184,7 +194,8 @@ class CarHubCoordinator(DataUpdateCoordinator[VehicleState]):
     async def async_on_message(self, env: Envelope) -> None:
         """One durable message from the car, in order and exactly once."""
         self._touch(force=False)
-        backlog = time.time() - env.ts > BACKLOG_AGE.total_seconds()
+        age = time.time() - (env.ts - self._clock_offset)
+        backlog = age > BACKLOG_AGE.total_seconds()
         if env.type in (MessageType.STATE, MessageType.SNAPSHOT):
             self._apply_signals(env.body.get("signals"))
             self._schedule_publish(backlog=backlog and env.type == MessageType.STATE)
@@ -268,6 +279,15 @@ class CarHubCoordinator(DataUpdateCoordinator[VehicleState]):
             if current is not None and current.ts > ts:
                 # Older than what we show: a replayed delta must not win.
                 continue
+            if current is None and len(self.data.signals) >= MAX_SIGNALS:
+                if not self._signals_capped:
+                    self._signals_capped = True
+                    LOGGER.warning(
+                        "%s sends more than %d signals; ignoring new ones",
+                        self.config_entry.title,
+                        MAX_SIGNALS,
+                    )
+                continue
             self.data.signals[path] = SignalValue(value=item["value"], ts=ts)
             if path in (LATITUDE, LONGITUDE):
                 location_changed = True
@@ -282,7 +302,8 @@ class CarHubCoordinator(DataUpdateCoordinator[VehicleState]):
         Their unit is the contract's default for the path. This keeps an agent
         that adds a source (say GPS) outside its profile from losing entities.
         """
-        added = parse_declared_signals({path: {} for path in paths})
+        room = MAX_SIGNALS - len(self.data.declared)
+        added = parse_declared_signals({path: {} for path in paths[: max(0, room)]})
         if not added:
             return
         self.data.declared = {**self.data.declared, **added}
@@ -375,15 +396,14 @@ class CarHubCoordinator(DataUpdateCoordinator[VehicleState]):
 
     def _schedule_publish(self, *, backlog: bool) -> None:
         if not backlog:
+            # Live data (it also ends a backlog): entities show it now.
             self._publish()
             return
-        loop_now = time.monotonic()
-        if self._flush_deadline is None:
-            self._flush_deadline = loop_now + BACKLOG_MAX_DELAY
+        # Replayed data: wait for the backlog to end. No deadline: however long
+        # the replay, its intermediate values are not recorded as live states.
         if self._flush_unsub is not None:
             self._flush_unsub()
-        delay = min(BACKLOG_FLUSH_DELAY, max(0.0, self._flush_deadline - loop_now))
-        self._flush_unsub = async_call_later(self.hass, delay, self._async_flush)
+        self._flush_unsub = async_call_later(self.hass, BACKLOG_QUIET_S, self._async_flush)
 
     @callback
     def _async_flush(self, _now: datetime) -> None:
@@ -394,7 +414,6 @@ class CarHubCoordinator(DataUpdateCoordinator[VehicleState]):
         if self._flush_unsub is not None:
             self._flush_unsub()
             self._flush_unsub = None
-        self._flush_deadline = None
 
     def _publish(self) -> None:
         self._cancel_flush()

@@ -7,6 +7,7 @@ from datetime import timedelta
 from unittest.mock import patch
 
 import pytest
+from freezegun.api import FrozenDateTimeFactory
 from homeassistant.const import Platform
 from homeassistant.core import HomeAssistant, State, callback
 from homeassistant.helpers import entity_registry as er
@@ -143,6 +144,109 @@ async def test_backlog_only_newest_becomes_state(
     assert [float(v) for v in written] == [123509]
 
 
+async def test_long_backlog_coalesced_until_live(
+    hass: HomeAssistant, init_integration: MockConfigEntry, freezer: FrozenDateTimeFactory
+) -> None:
+    """A replay that lasts long (minutes here) records no intermediate values: entities
+    change once, when the first live message ends the backlog."""
+    old = time.time() - 3 * 3600
+    await connect_car(hass, ts=old - 600)
+    entity_id = "sensor.volkswagen_golf_odometer"
+    written: list[str] = []
+
+    @callback
+    def record(event) -> None:
+        if event.data["entity_id"] == entity_id:
+            written.append(event.data["new_state"].state)
+
+    hass.bus.async_listen("state_changed", record)
+    carhub = hub(hass)
+    for i in range(120):
+        # A slow replay: one message every 2 s (4 minutes in all).
+        freezer.tick(2)
+        async_fire_time_changed(hass)
+        await carhub.on_message(
+            PEER,
+            message(
+                MessageType.STATE,
+                signals_body({"Vehicle.TraveledDistance": 123460 + i}, ts=old + 60 * i),
+                ts=old + 60 * i,
+            ),
+        )
+        await hass.async_block_till_done()
+    assert written == []
+    await carhub.on_message(
+        PEER, message(MessageType.STATE, signals_body({"Vehicle.Speed": 50}))
+    )  # live: the backlog is over
+    await hass.async_block_till_done()
+    assert [float(v) for v in written] == [123579]
+    freezer.tick(10)
+    async_fire_time_changed(hass)
+    await hass.async_block_till_done()
+    assert len(written) == 1  # nothing left to flush
+
+
+async def test_backlog_ends_with_the_link(
+    hass: HomeAssistant, init_integration: MockConfigEntry
+) -> None:
+    """A replay cut short by a disconnect shows what it brought right away."""
+    old = time.time() - 3600
+    await connect_car(hass, ts=old - 600)
+    carhub = hub(hass)
+    await carhub.on_message(
+        PEER,
+        message(
+            MessageType.STATE,
+            signals_body({"Vehicle.TraveledDistance": 123999}, ts=old),
+            ts=old,
+        ),
+    )
+    await hass.async_block_till_done()
+    assert hass.states.get("sensor.volkswagen_golf_odometer").state == "123456.7"
+    await carhub.on_disconnect(PEER)
+    await hass.async_block_till_done()
+    assert float(hass.states.get("sensor.volkswagen_golf_odometer").state) == 123999
+
+
+async def test_lagging_car_clock_is_live(
+    hass: HomeAssistant, init_integration: MockConfigEntry
+) -> None:
+    """A car whose clock is two minutes behind is not mistaken for a replay: its hello
+    tells the offset."""
+    from .conftest import hello
+
+    lag = 120.0
+    carhub = hub(hass)
+    greeting = hello()
+    await carhub.on_connect(PEER, type(greeting)(**{**vars_of(greeting), "ts": time.time() - lag}))
+    car_now = time.time() - lag
+    await carhub.on_message(
+        PEER,
+        message(MessageType.STATE, signals_body({"Vehicle.Speed": 33}, ts=car_now), ts=car_now),
+    )
+    await hass.async_block_till_done()
+    assert float(hass.states.get("sensor.volkswagen_golf_speed").state) == 33
+
+
+async def test_signal_count_is_bounded(
+    hass: HomeAssistant, init_integration: MockConfigEntry
+) -> None:
+    """A car sending ever new signal paths cannot grow what is held without bound."""
+    await connect_car(hass)
+    carhub = hub(hass)
+    flood = {f"Vehicle.Custom.Leaf{i}": i for i in range(1500)}
+    await carhub.on_message(PEER, message(MessageType.STATE, signals_body(flood)))
+    await hass.async_block_till_done()
+    coordinator = init_integration.runtime_data.coordinator
+    assert len(coordinator.data.signals) <= 1000
+    assert len(coordinator.data.declared) <= 1000
+    assert len(init_integration.data["sent_signals"]) <= 1000
+    # Known signals still update.
+    await carhub.on_message(PEER, message(MessageType.STATE, signals_body({"Vehicle.Speed": 12})))
+    await hass.async_block_till_done()
+    assert float(hass.states.get("sensor.volkswagen_golf_speed").state) == 12
+
+
 async def test_malformed_state_is_ignored(
     hass: HomeAssistant, init_integration: MockConfigEntry
 ) -> None:
@@ -220,3 +324,8 @@ async def test_last_seen_resolution(hass: HomeAssistant, init_integration: MockC
             )
             await hass.async_block_till_done()
         assert hass.states.get(entity_id).state == f"2025-04-01T{expected}+00:00"
+
+
+def vars_of(env):
+    """The fields of an envelope (a frozen, slotted dataclass)."""
+    return {f: getattr(env, f) for f in ("v", "type", "seq", "ts", "body")}
