@@ -27,6 +27,8 @@ LATITUDE: Final = "Vehicle.CurrentLocation.Latitude"
 LONGITUDE: Final = "Vehicle.CurrentLocation.Longitude"
 HEADING: Final = "Vehicle.CurrentLocation.Heading"
 LOCATION_ACCURACY: Final = "Vehicle.CurrentLocation.HorizontalAccuracy"
+ALTITUDE: Final = "Vehicle.CurrentLocation.Altitude"
+GNSS_SPEED: Final = "Vehicle.CurrentLocation.Speed"
 DTCS: Final = "Vehicle.Diagnostics.DTCs"
 
 
@@ -40,5 +42,8 @@ def tire_pressure(row: int, side: str) -> str:
     return f"Vehicle.Chassis.Axle.Row{row}.Wheel.{side}.Tire.Pressure"
 
 
-# Paths whose values are personal data: redacted in diagnostics.
-SENSITIVE_PATHS: Final = frozenset({VIN, LATITUDE, LONGITUDE, HEADING, LOCATION_ACCURACY})
+# Paths whose values are personal data: redacted in diagnostics. Altitude and
+# GNSS speed come with the position fix (altitude narrows down where the car is).
+SENSITIVE_PATHS: Final = frozenset(
+    {VIN, LATITUDE, LONGITUDE, HEADING, LOCATION_ACCURACY, ALTITUDE, GNSS_SPEED}
+)

@@ -9,6 +9,7 @@ and the brand icon.
 from __future__ import annotations
 
 import ast
+import importlib
 import json
 import re
 import struct
@@ -19,10 +20,12 @@ from typing import Any
 import pytest
 import yaml
 from awesomeversion import AwesomeVersion
+from homeassistant.const import Platform
 from homeassistant.const import __version__ as HA_VERSION
 from homeassistant.core import HomeAssistant
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
+import custom_components.carhub as carhub
 from bridge.discovery import SERVICE_TYPE
 from custom_components.carhub import binary_sensor, device_tracker, event, sensor, voice
 from custom_components.carhub.const import SENSITIVE_CHOICES, VEHICLE_EVENT_TYPES
@@ -372,7 +375,18 @@ def test_quality_scale_lists_every_rule() -> None:
             assert value["comment"].strip(), name
 
 
-@pytest.mark.parametrize("platform", ["sensor", "binary_sensor", "device_tracker", "event"])
+@pytest.mark.parametrize("platform", [str(p) for p in carhub.PLATFORMS])
 def test_parallel_updates(platform: str) -> None:
-    """Every platform module sets PARALLEL_UPDATES."""
-    assert "PARALLEL_UPDATES = 0" in _source(f"{platform}.py")
+    """Every platform the integration forwards sets PARALLEL_UPDATES (0: push, no limit)."""
+    module = importlib.import_module(f"custom_components.carhub.{platform}")
+    assert hasattr(module, "PARALLEL_UPDATES"), platform
+    assert module.PARALLEL_UPDATES == 0
+    assert type(module.PARALLEL_UPDATES) is int
+
+
+def test_every_platform_module_is_forwarded() -> None:
+    """No platform module is left out of PLATFORMS (its PARALLEL_UPDATES would go untested)."""
+    platforms = {str(p) for p in carhub.PLATFORMS}
+    modules = {path.stem for path in COMPONENT.glob("*.py")}
+    assert platforms <= modules
+    assert {m for m in modules if m in {str(p) for p in Platform}} == platforms

@@ -13,9 +13,10 @@ from homeassistant.helpers import device_registry as dr
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from bridge.errors import OutboxFullError
+from bridge.outbox import Outbox
 from bridge.protocol import MessageType
 from custom_components.carhub.const import DOMAIN
-from custom_components.carhub.hub import CarHub
+from custom_components.carhub.hub import CarHub, storage_dir
 
 from .conftest import VEHICLE_ID
 
@@ -68,7 +69,9 @@ async def test_notify_vehicle(
 
 
 async def test_notify_real_outbox(hass: HomeAssistant, init_integration: MockConfigEntry) -> None:
-    """Without a patch, the message lands in the hub's per-car outbox (the car is offline)."""
+    """Without a patch, the message lands in the hub's durable per-car outbox (the car
+    is offline): it is still there after the listener stopped, with its expiry."""
+    before = time.time()
     await hass.services.async_call(
         DOMAIN,
         "notify_vehicle",
@@ -78,6 +81,24 @@ async def test_notify_real_outbox(hass: HomeAssistant, init_integration: MockCon
     await hass.services.async_call(
         DOMAIN, "request_snapshot", {"device_id": car_device(hass)}, blocking=True
     )
+    after = time.time()
+    await hass.config_entries.async_unload(init_integration.entry_id)
+    await hass.async_block_till_done()
+    # The listener keeps each car's outbox at hub/cars/<vehicle id>/outbox.db.
+    outbox = Outbox(storage_dir(hass) / "hub" / "cars" / VEHICLE_ID / "outbox.db")
+    await outbox.open()
+    try:
+        items = [item.envelope() for item in await outbox.pending()]
+    finally:
+        await outbox.close()
+    assert [env.type for env in items] == [MessageType.NOTIFY, MessageType.COMMAND]
+    notify = items[0].body
+    assert notify["message"] == "Hello"
+    assert notify["priority"] == "normal"
+    # The default time to live is an hour.
+    assert before + 3600 <= notify["expires_at"] <= after + 3600
+    assert items[1].body["command"] == "snapshot"
+    assert items[1].body["expires_at"] > after
 
 
 async def test_request_snapshot_and_clear_dtcs(
