@@ -3,6 +3,11 @@ SHELL := /bin/bash
 VENV := .venv
 PY := $(VENV)/bin/python
 DEMO_ARGS ?=
+# The cached venv is shared by every clone on this machine and its editable
+# install points at whichever clone ran `make` last; putting this clone first
+# on the path makes every Python process started from here (tests, the
+# demo's agent and hass) run this clone's code.
+export PYTHONPATH := $(CURDIR)
 
 .PHONY: venv test lint typecheck test-agent test-bridge test-ha test-e2e demo bench lock clean
 

@@ -4,6 +4,8 @@
 # line and exits non-zero if anything failed.
 set -uo pipefail
 cd "$(dirname "$0")/.."
+# This clone's code first, also for subprocesses (see the Makefile).
+export PYTHONPATH="$PWD"
 VENV=.venv
 OUT=$(mktemp -d)
 failed_steps=()
