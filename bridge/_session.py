@@ -12,6 +12,11 @@ A ``LinkSession`` runs four tasks over one WebSocket until it closes:
   messages in flight (pipelining: the sender never waits for each ack);
 - heartbeat: ping every ``heartbeat_s``; the RTT comes from the pong. A link
   that carries nothing for ``dead_after_s`` is closed as dead.
+
+A ``deliver`` that raises ``bridge.errors.DeferMessage`` has not taken the
+message: it is not recorded or acked, nothing after it on this link is
+handled, and the link closes with ``CLOSE_RETRY_SOON`` (4005) so the peer's
+outbox sends it again after reconnecting (see ``retry_reason``).
 """
 
 from __future__ import annotations
@@ -19,13 +24,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
+import re
 import time
 from collections.abc import Awaitable, Callable
 from typing import Final
 
 from aiohttp import ClientWebSocketResponse, WSMsgType, web
 
-from bridge.errors import BridgeError, OutboxError, ProtocolError
+from bridge.errors import BridgeError, DeferMessage, OutboxError, ProtocolError
 from bridge.ledger import InboundLedger, SeqVerdict
 from bridge.outbox import Outbox
 from bridge.protocol import (
@@ -47,6 +54,7 @@ __all__ = [
     "CLOSE_POLICY",
     "CLOSE_PROTOCOL",
     "CLOSE_REPLACED",
+    "CLOSE_RETRY_SOON",
     "CLOSE_SHUTDOWN",
     "CLOSE_TOO_BIG",
     "CLOSE_TRY_LATER",
@@ -55,6 +63,8 @@ __all__ = [
     "TokenBucket",
     "WebSocket",
     "is_expired",
+    "retry_after_from",
+    "retry_reason",
 ]
 
 _LOGGER = logging.getLogger(__name__)
@@ -71,6 +81,10 @@ CLOSE_REPLACED: Final = 4001  # the same car connected again
 CLOSE_INCOMPATIBLE: Final = 4002  # no common protocol version
 CLOSE_UNAUTHORIZED: Final = 4003  # certificate revoked / no valid vehicle id
 CLOSE_DEAD_PEER: Final = 4004  # nothing received for dead_after_s
+CLOSE_RETRY_SOON: Final = 4005  # temporarily unavailable: reconnect soon (hint in the reason)
+
+# The optional retry hint leads the 4005 reason (so the 123-byte cut never drops it).
+_RETRY_HINT_RE: Final = re.compile(r"retry_after=(\d{1,6}(?:\.\d{1,3})?);\s?")
 
 WebSocket = web.WebSocketResponse | ClientWebSocketResponse
 
@@ -83,6 +97,25 @@ def is_expired(env: Envelope, now: float | None = None) -> bool:
         return False
     expires = env.body.get("expires_at")
     return isinstance(expires, (int, float)) and expires < (time.time() if now is None else now)
+
+
+def retry_reason(reason: str, retry_after: float | None) -> str:
+    """The close reason of a 4005: ``"retry_after=<seconds>; <reason>"`` with a hint, else as is.
+
+    The hint is rounded to milliseconds and bounded to [0, 999999] seconds.
+    """
+    if retry_after is None or not math.isfinite(retry_after):
+        return reason
+    hint = min(max(retry_after, 0.0), 999_999.0)
+    return f"retry_after={hint:.3f}".rstrip("0").rstrip(".") + f"; {reason}"
+
+
+def retry_after_from(reason: str | None) -> float | None:
+    """The retry hint (seconds) at the start of a 4005 close reason, or None."""
+    if not reason:
+        return None
+    match = _RETRY_HINT_RE.match(reason)
+    return float(match.group(1)) if match else None
 
 
 class TokenBucket:
@@ -340,6 +373,14 @@ class LinkSession:
                 await self._deliver(env)
             except asyncio.CancelledError:
                 raise
+            except DeferMessage as defer:
+                # Not taken: neither record nor ack it (nor what follows on this
+                # link); the peer resends it after the reconnect this close asks for.
+                _LOGGER.info(
+                    "%s: handler deferred %s seq %d: %s", self.name, env.type, env.seq, defer
+                )
+                await self.close(CLOSE_RETRY_SOON, retry_reason(defer.reason, defer.retry_after))
+                raise _Closed from None
             except Exception:
                 # The handler had its chance; retrying a message that makes it
                 # fail would block the link forever, so it counts as handled.

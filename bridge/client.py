@@ -15,7 +15,12 @@ Connection cycle (a small state machine, ``LinkState``):
    order with a window of unacked messages; incoming durable messages go to
    ``on_message`` exactly once and in order (expired notify/command dropped).
 4. BACKOFF: after any failure wait ``min(max, min * 2**n)`` seconds with
-   jitter (uniformly 50-100 % of it), 1 s -> 60 s by default, then 1.
+   jitter (uniformly 50-100 % of it), 1 s -> 60 s by default, then 1. A home
+   that refused the car (4002 incompatible, 4003 refused/revoked) is retried
+   only at the maximum. A close with 4005 ("temporarily unavailable") is not a
+   refusal: the car reconnects after the hint at the start of the reason
+   (``retry_after=<seconds>;``, kept within [min, max] and 0-20 % later for
+   jitter), or after the initial backoff without one.
 
 ``send()`` only appends to the outbox and wakes the sender, so it works (and
 is durable) whether or not the home is reachable.
@@ -50,10 +55,12 @@ from yarl import URL
 
 from bridge._session import (
     CLOSE_INCOMPATIBLE,
+    CLOSE_RETRY_SOON,
     CLOSE_SHUTDOWN,
     CLOSE_UNAUTHORIZED,
     LinkSession,
     TokenBucket,
+    retry_after_from,
 )
 from bridge.errors import BridgeError, CertificateError, LinkError, ProtocolError
 from bridge.ledger import InboundLedger
@@ -186,6 +193,8 @@ class CarLink:
         self._stop = asyncio.Event()
         # Set when the hub refused us (incompatible version, unauthorized): retry rarely.
         self._session_policy_stop = False
+        # Set when the link closed with 4005 (retry soon): the hint in seconds, 0 for none.
+        self._retry_soon: float | None = None
 
     # -- public ------------------------------------------------------------------
 
@@ -271,35 +280,52 @@ class CarLink:
                 except (LinkError, ProtocolError, CertificateError) as err:
                     self.last_close_reason = str(err)
                     _LOGGER.info("link to %s failed: %s", url, err)
-                    continue
                 except (aiohttp.ClientError, OSError, BridgeError) as err:
                     # Lost during hello, or storage trouble: retry with backoff, never die.
                     self.last_close_reason = f"link to {url} failed: {err!r}"
                     _LOGGER.warning("%s", self.last_close_reason)
-                    continue
-                if established:
-                    break
+                if established or self._retry_soon is not None:
+                    break  # the home answered: no need to try its other URLs now
             if self._stop.is_set():
                 return
-            if established:
-                attempt = 0
-            else:
-                attempt += 1
-            if self._session_policy_stop:
-                attempt = max(attempt, 16)  # incompatible or unauthorized: retry rarely
             lo, hi = self._backoff
-            delay = min(hi, lo * 2 ** max(0, attempt - 1)) if attempt else lo
-            delay *= random.uniform(0.5, 1.0)
+            if self._retry_soon is not None:
+                # 4005: the home is there but cannot take us right now. Come back
+                # after its hint (at least the initial backoff, at most the
+                # maximum, a little later for jitter) or the initial backoff.
+                attempt = 0
+                hint = self._retry_soon
+                if hint > 0:
+                    delay = min(hi, max(lo, hint) * random.uniform(1.0, 1.2))
+                else:
+                    delay = lo * random.uniform(0.5, 1.0)
+            else:
+                attempt = 0 if established else attempt + 1
+                if self._session_policy_stop:
+                    attempt = max(attempt, 16)  # incompatible or unauthorized: retry rarely
+                delay = min(hi, lo * 2 ** max(0, attempt - 1)) if attempt else lo
+                delay *= random.uniform(0.5, 1.0)
             self.state = LinkState.BACKOFF
             _LOGGER.debug("reconnecting in %.2f s", delay)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stop.wait(), delay)
+
+    def _note_retry_soon(self, reason: str | None) -> None:
+        """The link closed with 4005 (either side): reconnect soon (after the hint, if any)."""
+        hint = retry_after_from(reason)
+        self._retry_soon = hint if hint is not None else 0.0
+        _LOGGER.info(
+            "link closed as temporarily unavailable (4005), reconnecting %s: %s",
+            "soon" if hint is None else f"in about {hint:g} s",
+            reason,
+        )
 
     async def _connect_once(self, url: str) -> bool:
         """One connection attempt; True if the link was established (and has now ended)."""
         assert self._http is not None
         self.state = LinkState.CONNECTING
         self._session_policy_stop = False
+        self._retry_soon = None
         target = _ws_url(url)
         if self._ssl is None:  # after a renewal: the new key and certificate
             self._ssl = await asyncio.get_running_loop().run_in_executor(None, self._load_ssl)
@@ -349,6 +375,8 @@ class CarLink:
             if code in (CLOSE_INCOMPATIBLE, CLOSE_UNAUTHORIZED):
                 self._session_policy_stop = True
                 _LOGGER.error("home refused this car: %s", self.last_close_reason)
+            elif code == CLOSE_RETRY_SOON:
+                self._note_retry_soon(reason)
             raise LinkError(self.last_close_reason)
         if msg.type not in (WSMsgType.TEXT, WSMsgType.BINARY):
             raise LinkError(f"unexpected websocket message during hello: {msg.type!r}")
@@ -421,6 +449,8 @@ class CarLink:
             self.last_close_reason = session.close_reason
             if session.close_code in (CLOSE_INCOMPATIBLE, CLOSE_UNAUTHORIZED):
                 self._session_policy_stop = True
+            elif session.close_code == CLOSE_RETRY_SOON:
+                self._note_retry_soon(session.close_reason)
             _LOGGER.info(
                 "link to home %s ended after %.1f s: %s",
                 hub_id,

@@ -10,6 +10,10 @@
 - ``OutboxError`` and subclasses: the durable outbox cannot take the message;
   ``OutboxFullError`` when the size bound is reached and only events remain,
   ``OutboxStorageError`` when SQLite itself fails (disk full, read-only, I/O).
+- ``DeferMessage``: raised *by* a message handler (``HubHandler.on_message``
+  or CarLink's ``on_message``) that cannot take a durable message now; the
+  link acks neither it nor anything after it and closes with 4005 ("retry
+  soon"), so the sender's outbox resends it after reconnecting.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from __future__ import annotations
 __all__ = [
     "BridgeError",
     "CertificateError",
+    "DeferMessage",
     "LinkError",
     "OutboxError",
     "OutboxFullError",
@@ -66,3 +71,20 @@ class OutboxFullError(OutboxError):
 
 class OutboxStorageError(OutboxError):
     """SQLite failed underneath the outbox or ledger (disk full, read-only file, I/O)."""
+
+
+class DeferMessage(BridgeError):
+    """Raised by a message handler: "I could not take this message; send it again later".
+
+    The link does not ack the message (nor anything after it on that link),
+    closes with code 4005 and ``str(self)`` as the reason, and the sender's
+    outbox resends it once it has reconnected. ``retry_after`` (seconds, or
+    None) is the hint the peer gets for when to reconnect.
+    """
+
+    def __init__(
+        self, reason: str = "message deferred", *, retry_after: float | None = None
+    ) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.retry_after = retry_after

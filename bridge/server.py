@@ -20,6 +20,12 @@ with a token bucket (close 1008), concurrent connections (close 1013). A second
 connection of the same car replaces the first (close 4001). Breaking a limit
 closes only that connection.
 
+A handler that cannot take a message now raises ``bridge.errors.DeferMessage``:
+the message is not acked (nor anything after it on that link) and the link
+closes with 4005, "temporarily unavailable, retry soon", so the car resends it
+after reconnecting. ``disconnect(..., retry_after=S)`` closes with 4005 too;
+without ``retry_after`` it is 4003 (refused by the home).
+
 State on disk under ``state_dir``: ``ledger.db`` (highest seq handled per car)
 and ``cars/<vehicle_id>/outbox.db`` (what the hub still has to deliver).
 
@@ -57,11 +63,13 @@ from bridge._session import (
     CLOSE_INTERNAL,
     CLOSE_PROTOCOL,
     CLOSE_REPLACED,
+    CLOSE_RETRY_SOON,
     CLOSE_SHUTDOWN,
     CLOSE_TRY_LATER,
     CLOSE_UNAUTHORIZED,
     LinkSession,
     TokenBucket,
+    retry_reason,
 )
 from bridge.errors import BridgeError, CertificateError, ProtocolError
 from bridge.ledger import InboundLedger
@@ -109,7 +117,15 @@ class HubHandler(Protocol):
         """A car connected and said hello (its vehicle info, capabilities and signals)."""
 
     async def on_message(self, peer: PeerInfo, env: Envelope) -> None:
-        """A durable message, in order, exactly once; the ack is sent after this returns."""
+        """A durable message, in order, exactly once; the ack is sent after this returns.
+
+        Raise ``bridge.errors.DeferMessage`` to refuse it for now: it is not
+        acked (nor anything after it on this link), the link closes with 4005
+        ("retry soon", with the exception's ``retry_after`` hint) and the car
+        resends it after reconnecting. Any other exception is logged and the
+        message counts as handled (acked), so one bad message cannot block
+        the link.
+        """
 
     async def on_disconnect(self, peer: PeerInfo) -> None:
         """The car's connection ended."""
@@ -343,11 +359,24 @@ class HubServer:
             link.session.wake()
         return seq
 
-    async def disconnect(self, vehicle_id: str, reason: str) -> None:
-        """Close a car's link with a reason (it reconnects unless its certificate is revoked)."""
+    async def disconnect(
+        self, vehicle_id: str, reason: str, *, retry_after: float | None = None
+    ) -> None:
+        """Close a car's link with a reason.
+
+        Without ``retry_after`` the close code is 4003 (refused / revoked by the
+        home): the car retries only rarely (its maximum backoff), and not at
+        all once its certificate is revoked. With ``retry_after`` (seconds) it
+        is 4005, "temporarily unavailable": the reason starts with
+        ``retry_after=<seconds>;`` and the car comes back after about that
+        long (see ``CarLink``).
+        """
         link = self._links.get(vehicle_id)
         if link is not None:
-            await link.session.close(CLOSE_UNAUTHORIZED, reason)
+            if retry_after is None:
+                await link.session.close(CLOSE_UNAUTHORIZED, reason)
+            else:
+                await link.session.close(CLOSE_RETRY_SOON, retry_reason(reason, retry_after))
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(link.done.wait(), timeout=5.0)
 
