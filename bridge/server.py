@@ -50,7 +50,7 @@ import inspect
 import logging
 import ssl
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Final, Protocol
@@ -167,7 +167,7 @@ class HubServer:
         ca: HomeCA,
         state_dir: Path,
         handler: HubHandler,
-        host: str = "0.0.0.0",  # noqa: S104 (cars connect from the LAN)
+        host: str | Sequence[str] = "0.0.0.0",  # noqa: S104 (cars connect from the LAN)
         port: int = 8766,
         limits: ServerLimits = ServerLimits(),
         peer_identity: Callable[[bytes], str] | None = None,
@@ -183,7 +183,9 @@ class HubServer:
         self._ca = ca
         self._state_dir = state_dir
         self._handler = handler
-        self._host = host
+        self._hosts: tuple[str, ...] = (host,) if isinstance(host, str) else tuple(host)
+        if not self._hosts:
+            raise ValueError("HubServer needs at least one host to listen on")
         self.port = port
         self.limits = limits
         self._identity = peer_identity or vehicle_id_from_certificate
@@ -213,8 +215,11 @@ class HubServer:
     async def start(self) -> None:
         """Build the TLS context (executor: file I/O), open the ledger, start listening.
 
-        On failure (port in use, bad certificates) everything opened so far is
-        closed again before the error propagates.
+        Listens on every host given (``host`` may be one address or several,
+        e.g. ``("0.0.0.0", "::")``), all on the same port. On failure (port in
+        use on any of them, an address family the machine lacks, bad
+        certificates) everything opened so far is closed again before the
+        error propagates.
         """
         try:
             await self._start()
@@ -235,15 +240,26 @@ class HubServer:
             app, handle_signals=False, access_log=None, shutdown_timeout=1.0
         )
         await self._runner.setup()
-        site = web.TCPSite(self._runner, self._host, self.port, ssl_context=self._ssl)
-        await site.start()
-        server = site._server  # aiohttp has no public accessor for the bound port
-        if self.port == 0 and isinstance(server, asyncio.Server) and server.sockets:
-            self.port = int(server.sockets[0].getsockname()[1])
+        for host in self._hosts:
+            # One site per host, all on one port: the first binds it (port 0: a
+            # free one), the others follow. asyncio sets IPV6_V6ONLY on IPv6
+            # sockets, so "0.0.0.0" and "::" can be listened on side by side.
+            site = web.TCPSite(self._runner, host, self.port, ssl_context=self._ssl)
+            await site.start()
+            server = site._server  # aiohttp has no public accessor for the bound port
+            if self.port == 0 and isinstance(server, asyncio.Server) and server.sockets:
+                self.port = int(server.sockets[0].getsockname()[1])
         self._stopping = False
         if self._crl_watch_s is not None and self._crl_watch_s > 0:
             self._crl_task = asyncio.create_task(self._watch_crl(self._crl_watch_s))
-        _LOGGER.info("hub %s listening on %s:%d", self.hub_id, self._host, self.port)
+        _LOGGER.info(
+            "hub %s listening on %s port %d", self.hub_id, ", ".join(self._hosts), self.port
+        )
+
+    @property
+    def hosts(self) -> tuple[str, ...]:
+        """The addresses the listener binds (all of them, on ``port``)."""
+        return self._hosts
 
     async def stop(self) -> None:
         """Close every car's link (1001), stop listening, flush and close storage."""
