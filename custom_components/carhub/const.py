@@ -31,9 +31,11 @@ CONF_ALLOWED_SENSITIVE: Final = "allowed_sensitive"
 
 DEFAULT_PAIRING_PORT: Final = 8767
 DEFAULT_LISTEN_PORT: Final = 8766
-# The listener accepts cars on every IPv4 interface (IPv4 only: see
-# hub.async_lan_hosts); tests narrow it to loopback.
+# The listener accepts cars on every IPv4 interface and, where the machine can
+# listen on IPv6, on every IPv6 one too (see hub.CarHub.async_start); tests
+# narrow both to loopback.
 DEFAULT_LISTEN_HOST: Final = "0.0.0.0"  # noqa: S104
+DEFAULT_LISTEN_HOST_V6: Final = "::"
 DEFAULT_AGENT_ID: Final = "conversation.home_assistant"
 
 # Targets a car may not touch unless the owner allows them in the options.

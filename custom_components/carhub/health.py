@@ -1,7 +1,11 @@
 """Repairs: a car certificate about to expire, and a car not seen for a long time.
 
 Checked at setup and then hourly (a local check, nothing is polled from the
-car). An issue is deleted again as soon as its cause is gone. A certificate
+car). An issue is deleted again as soon as its cause is gone. Cars renew their
+certificates over the link by themselves (the bridge answers their renewal
+requests), so an expiring certificate means the car has not connected in its
+renewal window (about the last month); a renewal clears the issue at once
+(``async_certificate_renewed``, from the listener's ``on_renewal`` hook). A certificate
 that expired (or was revoked elsewhere) while the entry is loaded starts the
 reauth flow (pair the car again).
 """
@@ -94,6 +98,18 @@ def _check_expiring(
         )
     else:
         ir.async_delete_issue(hass, DOMAIN, cert_issue_id(entry))
+
+
+@callback
+def async_certificate_renewed(
+    hass: HomeAssistant, entry: CarHubConfigEntry, not_after: datetime
+) -> None:
+    """The car renewed its certificate over the link: judge the warning by the new one.
+
+    Called from the listener's renewal hook, so the expiring-certificate issue
+    goes away at once rather than at the next hourly check.
+    """
+    _check_expiring(hass, entry, not_after, dt_util.utcnow())
 
 
 @callback

@@ -13,6 +13,7 @@ import ipaddress
 import re
 import socket
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -26,14 +27,16 @@ from homeassistant.helpers.storage import Store
 from homeassistant.util import dt as dt_util
 from homeassistant.util.hass_dict import HassKey
 
-from bridge.errors import BridgeError
+from bridge.errors import BridgeError, DeferMessage
 from bridge.pairing import HubInfo
 from bridge.pki import HomeCA
 from bridge.protocol import Envelope, MessageType
-from bridge.server import HubServer, PeerInfo, ServerLimits
+from bridge.renewal import RenewalEvent
+from bridge.server import HubServer, PeerInfo
 
-from .const import DEFAULT_LISTEN_HOST, DOMAIN, LOGGER
+from .const import DEFAULT_LISTEN_HOST, DEFAULT_LISTEN_HOST_V6, DOMAIN, LOGGER
 from .coordinator import CarHubCoordinator
+from .health import async_certificate_renewed
 from .vocabulary import VocabularySync
 
 DATA_HUB: HassKey[CarHub] = HassKey(f"{DOMAIN}_hub")
@@ -41,18 +44,21 @@ DATA_CA: HassKey[HomeCA] = HassKey(f"{DOMAIN}_ca")
 DATA_LOCK: HassKey[asyncio.Lock] = HassKey(f"{DOMAIN}_lock")
 LAST_SEEN_STORE_VERSION = 1
 LAST_SEEN_SAVE_DELAY = 30
-# How long a car whose entry is not loaded may stay connected, waiting for it to
-# load (a reload takes about a second), before its link is closed so that its
-# own outbox keeps what it sends until the entry is back.
+# How long messages of a car whose entry is about to load (a reload takes about
+# a second, a start a little more) are held for it, once per time the entry is
+# not loaded; after that they are deferred at once (see the HubHandler part).
 NOT_LOADED_GRACE_S = 10.0
-# The listener's limits (the bridge's defaults; a module constant for tests).
-SERVER_LIMITS = ServerLimits()
-# How long a held message waits for its closed link to end. The session ends
-# (and cancels the held handler, so nothing is acked) when its next heartbeat
-# ping fails on the closed socket: within SERVER_LIMITS.heartbeat_s. Past this
-# bound the message is given up (acked) with a warning; it should not happen.
-NOT_LOADED_CLOSE_WAIT_S = 4 * SERVER_LIMITS.heartbeat_s
+# Retry hints sent with a deferral (close 4005): soon while the entry may load
+# any moment (not loaded, setting up, retrying its setup), rarely while it needs
+# the user (disabled, failed); CarLink caps the hint at its maximum backoff.
+NOT_LOADED_RETRY_S = 10.0
+NEEDS_USER_RETRY_S = 60.0
 NOT_LOADED_REASON = "home not ready for this car; try again later"
+_MAY_LOAD_SOON = (
+    ConfigEntryState.NOT_LOADED,
+    ConfigEntryState.SETUP_IN_PROGRESS,
+    ConfigEntryState.SETUP_RETRY,
+)
 # Host names a certificate can carry (letters, digits, hyphens; dot-separated).
 _HOSTNAME_RE = re.compile(r"(?!-)[A-Za-z0-9-]{1,63}(\.(?!-)[A-Za-z0-9-]{1,63})*\.?")
 
@@ -87,12 +93,13 @@ async def async_get_home_ca(hass: HomeAssistant) -> HomeCA:
         return ca
 
 
-async def async_lan_hosts(hass: HomeAssistant) -> list[str]:
-    """The addresses of this Home Assistant that cars on the LAN can dial.
+async def async_lan_hosts(hass: HomeAssistant, *, ipv6: bool) -> list[str]:
+    """The addresses of this Home Assistant that cars on the LAN can dial, IPv4 first.
 
-    IPv4 only: the listener binds DEFAULT_LISTEN_HOST (0.0.0.0), and the
-    bridge's HubServer takes a single host, so an IPv6 address would be
-    advertised (and put in the server certificate) without anything listening.
+    IPv6 addresses (global and unique local; never link-local, which needs a
+    zone) only with ``ipv6``: when the listener listens on IPv6, else they
+    would be advertised (and put in the server certificate) with nothing
+    listening.
     """
     hosts: list[str] = []
     try:
@@ -100,16 +107,29 @@ async def async_lan_hosts(hass: HomeAssistant) -> list[str]:
     except Exception:
         LOGGER.debug("no source addresses found", exc_info=True)
         addresses = []
-    for address in addresses:
+    for address in sorted(addresses, key=lambda a: a.version):
         if (
-            address.version != 4
+            (address.version == 6 and not ipv6)
             or address.is_loopback
             or address.is_link_local
             or address.is_unspecified
         ):
             continue
         hosts.append(str(address))
-    return hosts
+    return list(dict.fromkeys(hosts))
+
+
+def ipv6_listen_works() -> bool:
+    """True if this machine can listen on IPv6 at all (blocking; a free port, let go again)."""
+    if not socket.has_ipv6:
+        return False
+    try:
+        with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as sock:
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            sock.bind((DEFAULT_LISTEN_HOST_V6, 0))
+    except OSError:
+        return False
+    return True
 
 
 def check_port_free(port: int) -> None:
@@ -126,8 +146,16 @@ def check_port_free(port: int) -> None:
 async def async_hub_info(
     hass: HomeAssistant, ca: HomeCA, port: int, external_url: str | None
 ) -> HubInfo:
-    """What a car being paired is told about the hub."""
-    lan = [hub_url(host, port) for host in await async_lan_hosts(hass)]
+    """What a car being paired is told about the hub.
+
+    IPv6 addresses are included when the running listener listens on IPv6
+    (or, with none running, when this machine can).
+    """
+    if (hub := hass.data.get(DATA_HUB)) is not None and hub.running:
+        ipv6 = hub.ipv6
+    else:
+        ipv6 = await hass.async_add_executor_job(ipv6_listen_works)
+    lan = [hub_url(host, port) for host in await async_lan_hosts(hass, ipv6=ipv6)]
     if not lan and external_url is None:
         lan = [hub_url("127.0.0.1", port)]
     return HubInfo(hub_id=ca.hub_id, lan_urls=lan, external_url=external_url)
@@ -142,10 +170,15 @@ class CarHub:
         self.ca = ca
         self.port: int | None = None
         self.external_url: str | None = None
+        self.ipv6 = False
+        """True while the listener listens on IPv6 too (its addresses are advertised)."""
         self._server: HubServer | None = None
         self._coordinators: dict[str, CarHubCoordinator] = {}
         # Set when a car's coordinator registers: held messages go on to it.
         self._registered: dict[str, asyncio.Event] = {}
+        # Until when (loop time) messages of a car whose entry is not loaded are
+        # held for it; cleared when it registers.
+        self._grace_until: dict[str, float] = {}
         self._closing: dict[str, asyncio.Task[None]] = {}
         self._entries: set[str] = set()
         self._stop_unsub: CALLBACK_TYPE | None = None
@@ -171,29 +204,40 @@ class CarHub:
     ) -> None:
         """Issue the server certificate for the current addresses and listen.
 
-        ``port`` is the configured port; ``bind_port`` (default: the same)
-        the one to bind, for going back to a listener that had port 0 bound.
+        Listens on IPv4 and IPv6; if IPv6 cannot be bound (no IPv6 here, or the
+        port is taken there), on IPv4 alone, with a certificate and advertised
+        addresses without IPv6. ``port`` is the configured port; ``bind_port``
+        (default: the same) the one to bind, for going back to a listener that
+        had port 0 bound.
         """
         stored = await self._last_seen_store.async_load()
         self._last_seen = dict(stored or {})
-        hostnames, ips = await self._async_server_names(external_url)
-        await self.hass.async_add_executor_job(
-            lambda: self.ca.issue_server_certificate(hostnames=hostnames, ips=ips)
-        )
-        server = HubServer(
-            ca=self.ca,
-            state_dir=storage_dir(self.hass) / "hub",
-            handler=self,
-            host=DEFAULT_LISTEN_HOST,
-            port=port if bind_port is None else bind_port,
-            limits=SERVER_LIMITS,
-        )
-        try:
-            await server.start()
-        except BaseException:
-            # A failed start (port in use) may leave the ledger open: close it.
-            await server.stop()
-            raise
+        for ipv6 in (True, False):
+            hostnames, ips = await self._async_server_names(external_url, ipv6=ipv6)
+            await self.hass.async_add_executor_job(
+                partial(self.ca.issue_server_certificate, hostnames=hostnames, ips=ips)
+            )
+            server = HubServer(
+                ca=self.ca,
+                state_dir=storage_dir(self.hass) / "hub",
+                handler=self,
+                host=(DEFAULT_LISTEN_HOST, DEFAULT_LISTEN_HOST_V6) if ipv6 else DEFAULT_LISTEN_HOST,
+                port=port if bind_port is None else bind_port,
+                on_renewal=self._on_renewal,
+            )
+            try:
+                await server.start()
+            except OSError as err:
+                await server.stop()  # a failed start may leave the ledger open
+                if not ipv6:
+                    raise
+                LOGGER.info("The CarHub listener cannot listen on IPv6 (%s): IPv4 only", err)
+                continue
+            except BaseException:
+                await server.stop()
+                raise
+            break
+        self.ipv6 = ipv6
         self._server = server
         self.port = port
         self.external_url = external_url
@@ -247,9 +291,12 @@ class CarHub:
                 LOGGER.error("The CarHub listener cannot start again: %s", again)
             raise
 
-    async def _async_server_names(self, external_url: str | None) -> tuple[list[str], list[str]]:
+    async def _async_server_names(
+        self, external_url: str | None, *, ipv6: bool
+    ) -> tuple[list[str], list[str]]:
         hostnames = ["localhost"]
-        ips = ["127.0.0.1", *await async_lan_hosts(self.hass)]
+        loopback = ["127.0.0.1", "::1"] if ipv6 else ["127.0.0.1"]
+        ips = [*loopback, *await async_lan_hosts(self.hass, ipv6=ipv6)]
         host = socket.gethostname()
         if host != "localhost" and _HOSTNAME_RE.fullmatch(host):
             hostnames.append(host)
@@ -271,6 +318,7 @@ class CarHub:
         """Route this car's callbacks to ``coordinator``."""
         self._coordinators[coordinator.vehicle_id] = coordinator
         self._entries.add(coordinator.config_entry.entry_id)
+        self._grace_until.pop(coordinator.vehicle_id, None)
         self._registration(coordinator.vehicle_id).set()
 
     @callback
@@ -296,16 +344,18 @@ class CarHub:
         return list(self._coordinators.values())
 
     # -- HubHandler ---------------------------------------------------------------
-    # A car whose entry exists but is not loaded keeps its link for up to
-    # NOT_LOADED_GRACE_S while the entry is about to load (a reload); a message
-    # that arrives meanwhile waits for it. A disabled, failed or retrying entry
-    # gets no grace. If it does not load, the link is closed: the car
-    # retries later and its own durable outbox keeps what it sent (a held
-    # message is never acked). A voice request is answered instead, so the
-    # driver is not left without a reply. HubServer.disconnect closes with
-    # 4003, which the car's CarLink treats as "retry rarely" (its maximum
-    # backoff, 30-60 s by default), not as a permanent stop; the bridge has no
-    # public way to close with a "try again soon" code.
+    # A car whose entry exists but is not loaded keeps its link. Its messages are
+    # held for up to NOT_LOADED_GRACE_S in case the entry is about to load (a
+    # reload, a start), once per time the entry is not loaded; a disabled or
+    # failed entry, or one retrying its setup, gets no grace. If the entry does
+    # not load, a message is deferred (DeferMessage): the bridge acks neither
+    # it nor anything after it and closes the link with 4005 "retry soon", and
+    # the car's own durable outbox sends it again after reconnecting, until the
+    # entry is back. Two kinds are answered instead: a voice request at once
+    # (the driver hears that the home cannot help now; replayed later it would
+    # be too old to run), and a snapshot after the grace (the car sends a new
+    # one after every reconnect, and the entry asks for one when it loads while
+    # the car is connected), so that a voice request queued behind it is reached.
 
     def _entry_known(self, vehicle_id: str) -> bool:
         return (
@@ -313,8 +363,15 @@ class CarHub:
             is not None
         )
 
+    def _retry_hint(self, vehicle_id: str) -> float:
+        """When a deferred car should come back (seconds), by its entry's state."""
+        entry = self.hass.config_entries.async_entry_for_domain_unique_id(DOMAIN, vehicle_id)
+        if entry is not None and entry.disabled_by is None and entry.state in _MAY_LOAD_SOON:
+            return NOT_LOADED_RETRY_S
+        return NEEDS_USER_RETRY_S
+
     async def _async_wait_registered(self, vehicle_id: str) -> CarHubCoordinator | None:
-        """The car's coordinator once its entry loads, or None after the grace period."""
+        """The car's coordinator once its entry loads, or None once the grace is over."""
         if (coordinator := self._coordinators.get(vehicle_id)) is not None:
             return coordinator
         entry = self.hass.config_entries.async_entry_for_domain_unique_id(DOMAIN, vehicle_id)
@@ -324,22 +381,24 @@ class CarHub:
             or entry.state not in (ConfigEntryState.NOT_LOADED, ConfigEntryState.SETUP_IN_PROGRESS)
         ):
             return None  # not about to load (disabled, failed, retrying later): no waiting
+        now = asyncio.get_running_loop().time()
+        remaining = self._grace_until.setdefault(vehicle_id, now + NOT_LOADED_GRACE_S) - now
+        if remaining <= 0:
+            return None
         try:
-            async with asyncio.timeout(NOT_LOADED_GRACE_S):
+            async with asyncio.timeout(remaining):
                 await self._registration(vehicle_id).wait()
         except TimeoutError:
             return None
         return self._coordinators.get(vehicle_id)
 
     @callback
-    def _async_close_later(self, vehicle_id: str, reason: str, *, wait_first: bool) -> None:
+    def _async_close_later(self, vehicle_id: str, reason: str) -> None:
         """Close the car's link in the background (never from inside its own callback)."""
         if (task := self._closing.get(vehicle_id)) is not None and not task.done():
             return
 
         async def _close() -> None:
-            if wait_first and await self._async_wait_registered(vehicle_id) is not None:
-                return
             LOGGER.info("Closing the link of %s: %s", vehicle_id, reason)
             await self.async_disconnect(vehicle_id, reason)
 
@@ -352,37 +411,35 @@ class CarHub:
         coordinator = self._coordinators.get(peer.vehicle_id)
         if coordinator is None:
             if self._entry_known(peer.vehicle_id):
+                # Its messages are held or deferred (see above); the link stays.
                 LOGGER.debug("Car %s connected while its entry is not loaded", peer.vehicle_id)
-                self._async_close_later(peer.vehicle_id, NOT_LOADED_REASON, wait_first=True)
                 return
             # A certificate from this CA but no entry at all: close the link once
             # it runs (closing from inside on_connect would wait for ourselves).
             LOGGER.warning("Closing the link of unknown car %s", peer.vehicle_id)
-            self._async_close_later(peer.vehicle_id, "vehicle is not configured", wait_first=False)
+            self._async_close_later(peer.vehicle_id, "vehicle is not configured")
             return
         await coordinator.async_on_connect(hello)
 
     async def on_message(self, peer: PeerInfo, env: Envelope) -> None:
-        """A durable message from a car."""
+        """A durable message from a car (raises ``DeferMessage`` while its entry is not loaded)."""
         vehicle_id = peer.vehicle_id
         if (coordinator := self._coordinators.get(vehicle_id)) is not None:
             await coordinator.async_on_message(env)
             return
         if not self._entry_known(vehicle_id):
             return  # an unknown car: its link is being closed
+        if env.type == MessageType.VOICE_REQUEST:
+            await self._async_answer_unavailable(vehicle_id, env)
+            return
         if (coordinator := await self._async_wait_registered(vehicle_id)) is not None:
             await coordinator.async_on_message(env)
             return
-        if env.type == MessageType.VOICE_REQUEST:
-            # Answered (and acked): replayed later it would be too old to run.
-            await self._async_answer_unavailable(vehicle_id, env)
-            self._async_close_later(vehicle_id, NOT_LOADED_REASON, wait_first=False)
+        if env.type == MessageType.SNAPSHOT:
+            LOGGER.debug("Dropping a snapshot of %s: its entry is not loaded", vehicle_id)
             return
-        self._async_close_later(vehicle_id, NOT_LOADED_REASON, wait_first=False)
-        # Hold the message until the closed link ends and cancels this handler:
-        # it is then not acked and the car sends it again after reconnecting.
-        await asyncio.sleep(NOT_LOADED_CLOSE_WAIT_S)
-        LOGGER.warning("Link of %s still open; %s seq %d is dropped", vehicle_id, env.type, env.seq)
+        LOGGER.debug("Deferring %s seq %d of %s: entry not loaded", env.type, env.seq, vehicle_id)
+        raise DeferMessage(NOT_LOADED_REASON, retry_after=self._retry_hint(vehicle_id))
 
     async def _async_answer_unavailable(self, vehicle_id: str, env: Envelope) -> None:
         """Reply to a voice request the car's (unloaded) entry cannot take."""
@@ -402,6 +459,18 @@ class CarHub:
             )
         except BridgeError as err:
             LOGGER.warning("Could not queue the voice reply for %s: %s", vehicle_id, err)
+
+    @callback
+    def _on_renewal(self, event: RenewalEvent) -> None:
+        """The listener renewed a car's certificate: update its expiring-certificate repair."""
+        if not event.ok or event.not_after is None:
+            LOGGER.info("Certificate renewal of %s refused: %s", event.vehicle_id, event.detail)
+            return
+        entry = self.hass.config_entries.async_entry_for_domain_unique_id(DOMAIN, event.vehicle_id)
+        if entry is None:
+            return
+        LOGGER.info("Certificate of %s renewed, valid until %s", entry.title, event.not_after)
+        async_certificate_renewed(self.hass, entry, event.not_after)
 
     async def on_disconnect(self, peer: PeerInfo) -> None:
         """A car's link closed."""
@@ -430,10 +499,12 @@ class CarHub:
             raise BridgeError("the CarHub listener is not running")
         return await self._server.send(vehicle_id, type_, body)
 
-    async def async_disconnect(self, vehicle_id: str, reason: str) -> None:
-        """Close a car's link if it has one."""
+    async def async_disconnect(
+        self, vehicle_id: str, reason: str, *, retry_after: float | None = None
+    ) -> None:
+        """Close a car's link if it has one (4003; with ``retry_after``: 4005, come back soon)."""
         if self._server is not None:
-            await self._server.disconnect(vehicle_id, reason)
+            await self._server.disconnect(vehicle_id, reason, retry_after=retry_after)
 
     async def async_send_vocabulary(self, vehicle_id: str) -> None:
         """Send the current Assist vocabulary to one car."""

@@ -128,8 +128,18 @@ async def config_dir(hass: HomeAssistant, tmp_path: Path) -> Path:
 
 @pytest.fixture(autouse=True)
 def loopback_listener() -> Generator[None]:
-    """The listener binds 127.0.0.1 only in tests."""
-    with patch("custom_components.carhub.hub.DEFAULT_LISTEN_HOST", "127.0.0.1"):
+    """The listener binds loopback only in tests (127.0.0.1, and ::1 where IPv6 works)."""
+    with (
+        patch("custom_components.carhub.hub.DEFAULT_LISTEN_HOST", "127.0.0.1"),
+        patch("custom_components.carhub.hub.DEFAULT_LISTEN_HOST_V6", "::1"),
+    ):
+        yield
+
+
+@pytest.fixture(autouse=True)
+def no_ipv6_probe() -> Generator[None]:
+    """Pairing without a running listener does not probe IPv6 (sockets are blocked)."""
+    with patch("custom_components.carhub.hub.ipv6_listen_works", return_value=False):
         yield
 
 

@@ -9,23 +9,28 @@ from ipaddress import ip_address
 from unittest.mock import patch
 
 import pytest
-from homeassistant.config_entries import ConfigEntryState
+from cryptography import x509
+from homeassistant.config_entries import ConfigEntryDisabler, ConfigEntryState
 from homeassistant.const import EVENT_HOMEASSISTANT_STOP
 from homeassistant.core import HomeAssistant
 from homeassistant.data_entry_flow import FlowResultType
 from homeassistant.helpers import device_registry as dr
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
+from bridge.errors import DeferMessage
 from bridge.pki import HomeCA
-from bridge.protocol import MessageType
+from bridge.protocol import Envelope, MessageType
 from bridge.server import PeerInfo
 from custom_components.carhub import async_remove_config_entry_device
 from custom_components.carhub.const import CONF_LISTEN_PORT, DOMAIN
 from custom_components.carhub.hub import (
     DATA_HUB,
+    NEEDS_USER_RETRY_S,
     NOT_LOADED_REASON,
+    NOT_LOADED_RETRY_S,
     CarHub,
     async_hub_info,
+    ipv6_listen_works,
     storage_dir,
 )
 
@@ -274,35 +279,92 @@ async def test_server_certificate_names(
 ) -> None:
     """The external URL's host goes into the server certificate (DNS name or IP)."""
     carhub = hub(hass)
-    names, ips = await carhub._async_server_names("wss://home.example.com:8766")
+    names, ips = await carhub._async_server_names("wss://home.example.com:8766", ipv6=False)
     assert "home.example.com" in names
     assert "localhost" in names
     assert "127.0.0.1" in ips
-    names, ips = await carhub._async_server_names("https://203.0.113.5")
+    names, ips = await carhub._async_server_names("https://203.0.113.5", ipv6=False)
     assert "203.0.113.5" in ips
-    names, _ = await carhub._async_server_names("wss://bad_host.example.com")
+    names, _ = await carhub._async_server_names("wss://bad_host.example.com", ipv6=False)
     assert "bad_host.example.com" not in names
 
 
-async def test_only_ipv4_addresses_advertised(
+ADDRESSES = [
+    ip_address("192.168.1.10"),
+    ip_address("fd00::10"),
+    ip_address("2001:db8::1"),
+    ip_address("fe80::1"),
+]
+
+
+async def test_ipv6_addresses_advertised_when_listening_on_ipv6(
     hass: HomeAssistant, init_integration: MockConfigEntry
 ) -> None:
-    """The listener binds IPv4 only, so cars are told (and the certificate names) only
-    IPv4 addresses."""
-    addresses = [
-        ip_address("192.168.1.10"),
-        ip_address("fd00::10"),
-        ip_address("2001:db8::1"),
-        ip_address("fe80::1"),
-    ]
+    """The listener listens on IPv4 and IPv6 (loopback in tests): cars are told, and the
+    certificate names, the IPv6 addresses too (never link-local), IPv4 first."""
+    carhub = hub(hass)
+    assert carhub.ipv6
+    assert carhub._server is not None and carhub._server.hosts == ("127.0.0.1", "::1")
     with patch(
         "custom_components.carhub.hub.network.async_get_enabled_source_ips",
-        return_value=addresses,
+        return_value=[*ADDRESSES[1:], ADDRESSES[0]],
     ):
-        info = await async_hub_info(hass, hub(hass).ca, 8766, None)
-        _, ips = await hub(hass)._async_server_names(None)
+        info = await async_hub_info(hass, carhub.ca, 8766, None)
+        _, ips = await carhub._async_server_names(None, ipv6=True)
+    assert info.lan_urls == [
+        "wss://192.168.1.10:8766",
+        "wss://[fd00::10]:8766",
+        "wss://[2001:db8::1]:8766",
+    ]
+    assert ips == ["127.0.0.1", "::1", "192.168.1.10", "fd00::10", "2001:db8::1"]
+    cert = await hass.async_add_executor_job(carhub.ca.server_certificate)
+    assert cert is not None
+    san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert ip_address("::1") in san.get_values_for_type(x509.IPAddress)
+
+
+@pytest.mark.usefixtures("car_identity", "socket_enabled")
+async def test_only_ipv4_when_ipv6_cannot_listen(
+    hass: HomeAssistant, mock_config_entry: MockConfigEntry
+) -> None:
+    """If the IPv6 listener cannot bind, the hub listens on IPv4 alone and advertises
+    (and certifies) IPv4 addresses only."""
+    with patch("custom_components.carhub.hub.DEFAULT_LISTEN_HOST_V6", "192.0.2.123"):
+        mock_config_entry.add_to_hass(hass)  # an address this machine does not have
+        assert await hass.config_entries.async_setup(mock_config_entry.entry_id)
+        await hass.async_block_till_done()
+    carhub = hub(hass)
+    assert carhub.running
+    assert not carhub.ipv6
+    assert carhub._server is not None and carhub._server.hosts == ("127.0.0.1",)
+    with patch(
+        "custom_components.carhub.hub.network.async_get_enabled_source_ips",
+        return_value=ADDRESSES,
+    ):
+        info = await async_hub_info(hass, carhub.ca, 8766, None)
     assert info.lan_urls == ["wss://192.168.1.10:8766"]
-    assert ips == ["127.0.0.1", "192.168.1.10"]
+    cert = await hass.async_add_executor_job(carhub.ca.server_certificate)
+    assert cert is not None
+    san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    certified = san.get_values_for_type(x509.IPAddress)
+    assert ip_address("127.0.0.1") in certified
+    assert all(a.version == 4 for a in certified)
+    await unload_all(hass)
+
+
+async def test_ipv6_probe_without_listener(hass: HomeAssistant, socket_enabled: None) -> None:
+    """With no listener running, pairing advertises IPv6 if this machine can listen on it."""
+    with patch(
+        "custom_components.carhub.hub.network.async_get_enabled_source_ips",
+        return_value=ADDRESSES,
+    ):
+        ca = await hass.async_add_executor_job(HomeCA.load_or_create, storage_dir(hass))
+        with patch("custom_components.carhub.hub.ipv6_listen_works", return_value=True):
+            info = await async_hub_info(hass, ca, 8766, None)
+        assert "wss://[fd00::10]:8766" in info.lan_urls
+        info = await async_hub_info(hass, ca, 8766, None)  # the autouse patch: no IPv6
+        assert info.lan_urls == ["wss://192.168.1.10:8766"]
+    assert ipv6_listen_works() is socket.has_ipv6  # the real probe (IPv6 works here)
 
 
 async def test_remove_unloaded_entry_still_revokes(
@@ -357,12 +419,21 @@ async def _second_car_keeps_hub(hass: HomeAssistant, config_dir) -> MockConfigEn
 
 @pytest.fixture
 def short_grace() -> Generator[None]:
-    """A car of an unloaded entry waits 0.05 s (not 10 s) for the entry to load."""
-    with (
-        patch("custom_components.carhub.hub.NOT_LOADED_GRACE_S", 0.05),
-        patch("custom_components.carhub.hub.NOT_LOADED_CLOSE_WAIT_S", 0.2),
-    ):
+    """Messages of a car of an unloaded entry wait 0.05 s (not 10 s) for it to load."""
+    with patch("custom_components.carhub.hub.NOT_LOADED_GRACE_S", 0.05):
         yield
+
+
+async def _unload_first_car(hass: HomeAssistant, entry: MockConfigEntry, config_dir) -> CarHub:
+    """Unload ``entry`` while another car keeps the listener up; the hub."""
+    await _second_car_keeps_hub(hass, config_dir)
+    await hass.config_entries.async_unload(entry.entry_id)
+    await hass.async_block_till_done()
+    return hub(hass)
+
+
+def _event() -> Envelope:
+    return message(MessageType.EVENT, {"kind": "trip_start", "ts": 1.0})
 
 
 @pytest.mark.usefixtures("short_grace")
@@ -371,10 +442,11 @@ async def test_reload_while_car_connected_requests_snapshot(
 ) -> None:
     """With the listener kept up by another car, reloading one car keeps its link,
     shows it connected and asks it for a snapshot."""
-    await _second_car_keeps_hub(hass, config_dir)
-    carhub = hub(hass)
-    await hass.config_entries.async_unload(init_integration.entry_id)
-    await hass.async_block_till_done()
+    carhub = await _unload_first_car(hass, init_integration, config_dir)
+    with patch.object(carhub, "async_disconnect") as disconnect:
+        await carhub.on_connect(PEER, hello())
+        await hass.async_block_till_done(wait_background_tasks=True)
+    disconnect.assert_not_called()  # a car of an unloaded entry keeps its link
     with (
         patch.object(carhub, "connected", return_value=True),
         patch.object(CarHub, "async_send", autospec=True, return_value=1) as send,
@@ -386,87 +458,106 @@ async def test_reload_while_car_connected_requests_snapshot(
     assert [c["command"] for c in commands] == ["snapshot"]
 
 
-@pytest.mark.usefixtures("short_grace")
-async def test_car_of_unloaded_entry_is_disconnected(
-    hass: HomeAssistant, init_integration: MockConfigEntry, config_dir
-) -> None:
-    """A car whose entry stays unloaded past the grace period has its link closed
-    (it retries later; its outbox keeps its messages)."""
-    await _second_car_keeps_hub(hass, config_dir)
-    carhub = hub(hass)
-    await hass.config_entries.async_unload(init_integration.entry_id)
-    await hass.async_block_till_done()
-    with patch.object(carhub, "async_disconnect") as disconnect:
-        await carhub.on_connect(PEER, hello())
-        await hass.async_block_till_done(wait_background_tasks=True)
-    disconnect.assert_called_once_with(VEHICLE_ID, NOT_LOADED_REASON)
-
-
-@pytest.mark.usefixtures("short_grace")
 async def test_message_waits_for_entry_to_load(
     hass: HomeAssistant, init_integration: MockConfigEntry, config_dir
 ) -> None:
-    """A message that arrives during a reload is held and then handled, not dropped."""
-    await _second_car_keeps_hub(hass, config_dir)
-    carhub = hub(hass)
-    await hass.config_entries.async_unload(init_integration.entry_id)
-    await hass.async_block_till_done()
-    with (
-        patch("custom_components.carhub.hub.NOT_LOADED_GRACE_S", 5.0),
-        patch.object(carhub, "async_disconnect") as disconnect,
-    ):
+    """A message that arrives during a reload is held and then handled, not deferred."""
+    carhub = await _unload_first_car(hass, init_integration, config_dir)
+    with patch("custom_components.carhub.hub.NOT_LOADED_GRACE_S", 5.0):
         held = hass.async_create_task(
             carhub.on_message(PEER, message(MessageType.STATE, signals_body({"Vehicle.Speed": 77})))
         )
         await asyncio.sleep(0)
         assert not held.done()
         await hass.config_entries.async_setup(init_integration.entry_id)
-        await held
+        await held  # returned normally: acked
         await hass.async_block_till_done()
-    disconnect.assert_not_called()
     assert init_integration.runtime_data.coordinator.data.value("Vehicle.Speed") == 77
 
 
-@pytest.mark.usefixtures("short_grace")
-async def test_message_of_unloaded_entry_is_not_acked(
+async def test_message_of_unloaded_entry_is_deferred(
     hass: HomeAssistant, init_integration: MockConfigEntry, config_dir
 ) -> None:
-    """A state message for an entry that does not load closes the link; the handler
-    does not return (so the bridge does not ack it) until the link is gone."""
+    """A message for an entry that does not load within the grace is deferred (not acked,
+    the link closes with 'retry soon'); the grace is spent once per time the entry is not
+    loaded, so later messages are deferred at once, until the entry has loaded again."""
+    carhub = await _unload_first_car(hass, init_integration, config_dir)
+    with patch("custom_components.carhub.hub.NOT_LOADED_GRACE_S", 0.2):
+        held = hass.async_create_task(carhub.on_message(PEER, _event()))
+        await asyncio.sleep(0.05)
+        assert not held.done()  # held for a reload first
+        with pytest.raises(DeferMessage) as deferred:
+            await held
+    assert deferred.value.reason == NOT_LOADED_REASON
+    assert deferred.value.retry_after == NOT_LOADED_RETRY_S
+    with patch("custom_components.carhub.hub.NOT_LOADED_GRACE_S", 30.0):
+        async with asyncio.timeout(5):  # no second grace
+            with pytest.raises(DeferMessage):
+                await carhub.on_message(PEER, _event())
+        # Loaded and unloaded again: a new grace.
+        await hass.config_entries.async_setup(init_integration.entry_id)
+        await hass.async_block_till_done()
+        await hass.config_entries.async_unload(init_integration.entry_id)
+        await hass.async_block_till_done()
+        held = hass.async_create_task(carhub.on_message(PEER, _event()))
+        await asyncio.sleep(0.1)
+        assert not held.done()
+        held.cancel()  # what the bridge does when the link ends meanwhile
+        with pytest.raises(asyncio.CancelledError):
+            await held
+
+
+async def test_message_of_disabled_entry_is_deferred_at_once(
+    hass: HomeAssistant, init_integration: MockConfigEntry, config_dir
+) -> None:
+    """A disabled entry is not about to load: no grace, and the car is asked to come
+    back rarely."""
     await _second_car_keeps_hub(hass, config_dir)
-    carhub = hub(hass)
-    await hass.config_entries.async_unload(init_integration.entry_id)
+    await hass.config_entries.async_set_disabled_by(
+        init_integration.entry_id, ConfigEntryDisabler.USER
+    )
     await hass.async_block_till_done()
-    with patch.object(carhub, "async_disconnect") as disconnect:
-        held = hass.async_create_task(
-            carhub.on_message(PEER, message(MessageType.EVENT, {"kind": "trip_start", "ts": 1.0}))
-        )
-        await asyncio.sleep(0.15)
-        disconnect.assert_called_once_with(VEHICLE_ID, NOT_LOADED_REASON)
-        assert not held.done()  # the closing link cancels it (fake link here: it times out)
-        await held
+    with patch("custom_components.carhub.hub.NOT_LOADED_GRACE_S", 30.0):
+        async with asyncio.timeout(5):
+            with pytest.raises(DeferMessage) as deferred:
+                await hub(hass).on_message(PEER, _event())
+    assert deferred.value.retry_after == NEEDS_USER_RETRY_S
 
 
 @pytest.mark.usefixtures("short_grace")
-async def test_voice_request_of_unloaded_entry_is_answered(
+async def test_snapshot_of_unloaded_entry_is_dropped_after_the_grace(
     hass: HomeAssistant, init_integration: MockConfigEntry, config_dir
 ) -> None:
-    """The driver gets a spoken reply even when the car's entry is not loaded."""
-    await _second_car_keeps_hub(hass, config_dir)
-    carhub = hub(hass)
-    await hass.config_entries.async_unload(init_integration.entry_id)
+    """A snapshot is not deferred (a new one follows every reconnect), so what the car
+    queued behind it, such as a voice request, is reached."""
+    carhub = await _unload_first_car(hass, init_integration, config_dir)
+    await carhub.on_message(
+        PEER, message(MessageType.SNAPSHOT, signals_body({"Vehicle.Speed": 5}))
+    )  # returns: acked
+    await hass.config_entries.async_setup(init_integration.entry_id)
     await hass.async_block_till_done()
+    assert init_integration.runtime_data.coordinator.data.value("Vehicle.Speed") is None
+
+
+async def test_voice_request_of_unloaded_entry_is_answered_at_once(
+    hass: HomeAssistant, init_integration: MockConfigEntry, config_dir
+) -> None:
+    """The driver gets a spoken reply at once (no grace, no deferral) when the car's
+    entry is not loaded."""
+    carhub = await _unload_first_car(hass, init_integration, config_dir)
     with (
+        patch("custom_components.carhub.hub.NOT_LOADED_GRACE_S", 30.0),
         patch.object(CarHub, "async_send", autospec=True, return_value=1) as send,
         patch.object(carhub, "async_disconnect") as disconnect,
     ):
-        await carhub.on_message(
-            PEER,
-            message(
-                MessageType.VOICE_REQUEST,
-                {"request_id": "v9", "text": "turn on the light", "language": "en"},
-            ),
-        )
+        async with asyncio.timeout(5):
+            await carhub.on_message(
+                PEER,
+                message(
+                    MessageType.VOICE_REQUEST,
+                    {"request_id": "v9", "text": "turn on the light", "language": "en"},
+                ),
+            )
         await hass.async_block_till_done(wait_background_tasks=True)
     [(_, vehicle_id, type_, body)] = [c.args for c in send.call_args_list]
     assert (vehicle_id, type_) == (VEHICLE_ID, MessageType.VOICE_REPLY)
@@ -475,4 +566,18 @@ async def test_voice_request_of_unloaded_entry_is_answered(
         "text": "Sorry, this car can't use the home right now.",
         "success": False,
     }
-    disconnect.assert_called_once_with(VEHICLE_ID, NOT_LOADED_REASON)
+    disconnect.assert_not_called()
+
+
+async def test_unknown_car_is_refused(
+    hass: HomeAssistant, init_integration: MockConfigEntry
+) -> None:
+    """A car with a certificate of this CA but no entry is disconnected (4003, no retry
+    hint) and its messages are dropped."""
+    carhub = hub(hass)
+    stranger = PeerInfo(vehicle_id="stranger-1", remote="127.0.0.1")
+    with patch.object(carhub, "async_disconnect") as disconnect:
+        await carhub.on_connect(stranger, hello())
+        await carhub.on_message(stranger, _event())  # returns: acked and dropped
+        await hass.async_block_till_done(wait_background_tasks=True)
+    disconnect.assert_called_once_with("stranger-1", "vehicle is not configured")

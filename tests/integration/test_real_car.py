@@ -32,7 +32,6 @@ from bridge.homes import HomeRegistry
 from bridge.pairing import PairingServer, VehicleInfo
 from bridge.pki import CarIdentity
 from bridge.protocol import Envelope, MessageType
-from bridge.server import ServerLimits
 from custom_components.carhub.const import CONF_CODE, CONF_LISTEN_PORT, DOMAIN, EVENT_VEHICLE
 from custom_components.carhub.hub import storage_dir
 
@@ -208,16 +207,12 @@ async def test_car_of_unloaded_entry_keeps_its_messages(
     car_identity: CarIdentity,
     config_dir: Path,
 ) -> None:
-    """A real car whose entry is not loaded: its voice request is answered, its other
-    messages stay in its own outbox (the link is closed, not acked) and arrive once
-    the entry loads."""
-    # A fast heartbeat: the closed link ends (and drops the held message unacked)
-    # at its next ping.
-    limits = ServerLimits(heartbeat_s=0.3, dead_after_s=5.0)
-    with patch("custom_components.carhub.hub.SERVER_LIMITS", limits):
-        mock_config_entry.add_to_hass(hass)  # keeps the listener up
-        await hass.config_entries.async_setup(mock_config_entry.entry_id)
-        await hass.async_block_till_done()
+    """A real car whose entry is not loaded: its voice request is answered (also behind
+    its snapshot), its other messages are deferred: not acked, the link closed with
+    'retry soon', and they arrive, exactly once, after the entry loads."""
+    mock_config_entry.add_to_hass(hass)  # keeps the listener up
+    await hass.config_entries.async_setup(mock_config_entry.entry_id)
+    await hass.async_block_till_done()
     identity = await hass.async_add_executor_job(
         issue_car_certificate, storage_dir(hass), config_dir / "zoe", "zoe-7"
     )
@@ -238,14 +233,14 @@ async def test_car_of_unloaded_entry_keeps_its_messages(
             "signals": {},
         },
         on_message=on_message,
-        snapshot=dict,
+        snapshot=lambda: {"Vehicle.Speed": {"value": 5, "ts": time.time()}},
         url=f"wss://127.0.0.1:{hub(hass).listen_port}",
         backoff_min_s=0.05,
-        backoff_max_s=0.3,
+        backoff_max_s=60.0,  # a car that took 4005 for a refusal would wait 30-60 s
     )
     with (
         patch("custom_components.carhub.hub.NOT_LOADED_GRACE_S", 0.2),
-        patch("custom_components.carhub.hub.NOT_LOADED_CLOSE_WAIT_S", 8.0),
+        patch("custom_components.carhub.hub.NOT_LOADED_RETRY_S", 0.2),
     ):
         await link.start()
         try:
@@ -265,17 +260,20 @@ async def test_car_of_unloaded_entry_keeps_its_messages(
                 MessageType.EVENT, {"kind": "trip_start", "ts": time.time(), "data": {}}
             )
             connects = link.connects
-            # The hub closes the link instead of acking; the car comes back and the
-            # event is still in its outbox.
+            # The hub defers the event: the link closes with 4005 and a hint; the car
+            # comes back soon, and the event is still in its outbox.
             await wait_for(lambda: link.connects >= connects + 2)
             assert link.outbox.acked_seq < seq
             assert not [e for e in events if e.data["vehicle_id"] == "zoe-7"]
-            assert "home not ready" in (link.last_close_reason or "")
+            assert (link.last_close_reason or "").startswith(
+                "retry_after=0.2; home not ready for this car"
+            )
 
             await hass.config_entries.async_setup(zoe.entry_id)
             await hass.async_block_till_done()
             await wait_for(lambda: link.outbox.acked_seq >= seq)
             await wait_for(lambda: any(e.data["vehicle_id"] == "zoe-7" for e in events))
+            await asyncio.sleep(0.3)  # a duplicate would have come by now
             [event] = [e for e in events if e.data["vehicle_id"] == "zoe-7"]
             assert event.data["type"] == "trip_start"
         finally:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
 from datetime import timedelta
 from unittest.mock import patch
 
@@ -10,11 +12,14 @@ from homeassistant.helpers import issue_registry as ir
 from homeassistant.util import dt as dt_util
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
-from bridge.pki import HomeCA
+from bridge.client import CarLink
+from bridge.pki import CarIdentity, HomeCA
+from bridge.protocol import Envelope
+from bridge.renewal import RenewalEvent
 from custom_components.carhub.const import DOMAIN
 from custom_components.carhub.health import async_check_health, cert_issue_id, not_seen_issue_id
 
-from .conftest import PEER, connect_car, hub
+from .conftest import PEER, VEHICLE_ID, connect_car, hub
 
 
 async def test_certificate_expiring(
@@ -30,6 +35,79 @@ async def test_certificate_expiring(
     assert issue is not None
     assert issue.translation_key == "certificate_expiring"
     await async_check_health(hass, init_integration)  # a year left again
+    assert issue_registry.async_get_issue(DOMAIN, issue_id) is None
+
+
+async def test_renewal_over_the_link_clears_the_issue_at_once(
+    hass: HomeAssistant,
+    init_integration: MockConfigEntry,
+    car_identity: CarIdentity,
+    issue_registry: ir.IssueRegistry,
+) -> None:
+    """A real car renews its certificate over the link: the listener's on_renewal hook
+    removes the expiring-certificate issue right away (no hourly check needed)."""
+    issue_id = cert_issue_id(init_integration)
+    soon = dt_util.utcnow() + timedelta(days=10)
+    with patch.object(HomeCA, "certificate_expiry", return_value=soon):
+        await async_check_health(hass, init_integration)
+    assert issue_registry.async_get_issue(DOMAIN, issue_id) is not None
+
+    async def on_message(env: Envelope) -> None:
+        pass
+
+    link = CarLink(
+        home_dir=car_identity.directory,
+        hello_body={
+            "agent_version": "0.1.0",
+            "vehicle": {"vehicle_id": VEHICLE_ID, "vin": "", "make": "VW", "model": "Golf"},
+            "capabilities": [],
+            "signals": {},
+        },
+        on_message=on_message,
+        snapshot=dict,
+        url=f"wss://127.0.0.1:{hub(hass).listen_port}",
+        backoff_min_s=0.05,
+        backoff_max_s=0.5,
+    )
+    await link.start()
+    try:
+        assert await link.wait_connected(10)
+        assert await link.request_renewal(force=True) == (True, "renewal requested")
+        deadline = time.monotonic() + 10
+        while issue_registry.async_get_issue(DOMAIN, issue_id) is not None:
+            assert time.monotonic() < deadline, "the issue was not cleared"
+            await asyncio.sleep(0.05)
+        assert link.renewals == 1  # the car installed the new certificate too
+    finally:
+        await link.stop()
+
+
+async def test_renewal_hook_judges_the_new_expiry(
+    hass: HomeAssistant, init_integration: MockConfigEntry, issue_registry: ir.IssueRegistry
+) -> None:
+    """A refused renewal, or one for an unknown car, changes nothing; a new certificate
+    that still expires soon keeps (updates) the issue; a long one clears it."""
+    issue_id = cert_issue_id(init_integration)
+    carhub = hub(hass)
+    soon = dt_util.utcnow() + timedelta(days=10)
+
+    def event(vehicle_id: str = VEHICLE_ID, **kw: object) -> RenewalEvent:
+        fields: dict[str, object] = {"request_id": "r1", "ok": True, "detail": "renewed"}
+        fields.update(kw)
+        return RenewalEvent(vehicle_id=vehicle_id, **fields)  # type: ignore[arg-type]
+
+    with patch.object(HomeCA, "certificate_expiry", return_value=soon):
+        await async_check_health(hass, init_integration)
+    carhub._on_renewal(event(ok=False, detail="bad CSR"))
+    carhub._on_renewal(event("stranger-1", not_after=soon + timedelta(days=365)))
+    assert issue_registry.async_get_issue(DOMAIN, issue_id) is not None
+    carhub._on_renewal(event(not_after=soon + timedelta(days=2)))
+    issue = issue_registry.async_get_issue(DOMAIN, issue_id)
+    assert issue is not None
+    assert issue.translation_placeholders is not None
+    expected = dt_util.as_local(soon + timedelta(days=2)).strftime("%Y-%m-%d")
+    assert issue.translation_placeholders["expiry"] == expected
+    carhub._on_renewal(event(not_after=dt_util.utcnow() + timedelta(days=365)))
     assert issue_registry.async_get_issue(DOMAIN, issue_id) is None
 
 
