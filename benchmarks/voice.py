@@ -22,12 +22,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import itertools
 import json
 import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -252,6 +254,9 @@ async def main() -> int:
                 "distance": round(m.distance, 3) if m else None,
                 "margin": round(m.margin, 3) if m else None,
                 "agree": m.agree if m else None,
+                "support": round(m.support, 3) if m else None,
+                "action": m.action if m else False,
+                "unanimous": bool(m and m.unanimous),
                 "latency_s": round(latency, 4),
             }
             if not args.quick:
@@ -284,25 +289,7 @@ async def main() -> int:
     inn = [r for r in rows if r["in_grammar"]]
     oog = [r for r in rows if not r["in_grammar"]]
     lat = [float(r["latency_s"]) for r in rows]  # type: ignore[arg-type]
-    sweep = []
-    for thr in (0.3, 0.35, 0.4, 0.45, 0.5, 0.55):
-        for agree in (2, 3, 4):
-            ok = sum(
-                1
-                for r in inn
-                if r["top_key"] == r["want"]
-                and r["distance"] <= thr  # type: ignore[operator]
-                and r["agree"] >= agree
-            )  # type: ignore[operator]
-            fa = sum(1 for r in oog if r["distance"] <= thr and r["agree"] >= agree)  # type: ignore[operator]
-            sweep.append(
-                {
-                    "max_distance": thr,
-                    "min_agree": agree,
-                    "accuracy": round(ok / len(inn), 3),
-                    "false_accepts": round(fa / max(len(oog), 1), 3),
-                }
-            )
+    sweep = threshold_sweep(inn + oog)
     by_cond: dict[str, dict[str, float]] = {}
     for key in ("voice", "speed", "noise"):
         for value in sorted({str(r[key]) for r in inn}):
@@ -348,11 +335,16 @@ async def main() -> int:
                 "p95": round(pct(lat, 95) * 1000, 1),
                 "max": round(max(lat) * 1000, 1),
             },
+            "wrong_home_action": round(
+                sum(r["accepted"] and r["got"] != r["want"] and r["action"] for r in rows)
+                / len(rows),
+                3,
+            ),
             "thresholds": {
-                "max_distance": assistant.config.match.max_distance,
-                "min_margin": assistant.config.match.min_margin,
-                "min_agree": assistant.config.match.min_agree,
+                "action": dataclasses.asdict(assistant.config.match.action),
+                "question": dataclasses.asdict(assistant.config.match.question),
                 "passes (speeds)": list(assistant.config.speeds),
+                "n_best": assistant.config.n_best,
             },
         },
         "wake": {
@@ -393,6 +385,96 @@ async def main() -> int:
     print(json.dumps(result, ensure_ascii=False, indent=1))
     assistant.close()
     return 0
+
+
+GRID = list(
+    itertools.product(
+        (0.0, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4),  # min_support
+        (0.0, 0.03, 0.06, 0.1, 0.15, 0.2),  # min_margin
+        (0.35, 0.45, 0.55, 0.7),  # max_distance
+    )
+)
+
+
+def _accepts(row: dict[str, Any], rule: tuple[float, float, float]) -> bool:
+    support, margin, distance = rule
+    return bool(
+        row["support"] is not None
+        and row["support"] >= support
+        and (row["margin"] >= margin or row["unanimous"])
+        and row["distance"] <= distance
+    )
+
+
+def tune(rows: list[dict[str, Any]]) -> dict[str, tuple[float, float, float]]:
+    """Per class (action / question): among the rules that accept no out-of-grammar
+    utterance of *rows*, the one with the most right answers minus a cost for
+    wrong ones (3 per wrong action, 0.5 per wrong answer to a question). Ties go
+    to the stricter rule. Only rows whose candidate is of the class count."""
+    chosen: dict[str, tuple[float, float, float]] = {}
+    for cls, is_action in (("action", True), ("question", False)):
+        sel = [r for r in rows if bool(r["action"]) is is_action]
+        best: tuple[float, tuple[float, float, float]] | None = None
+        for rule in sorted(GRID, key=lambda g: (-g[0], -g[1], g[2])):
+            acc = [r for r in sel if _accepts(r, rule)]
+            if any(not r["in_grammar"] for r in acc):
+                continue
+            wrong = sum(r["top_key"] != r["want"] for r in acc)
+            # A wrong action costs three right ones; a wrong answer to a question half.
+            value = sum(r["top_key"] == r["want"] for r in acc) - (3 if is_action else 0.5) * wrong
+            if best is None or value > best[0]:
+                best = (value, rule)
+        chosen[cls] = best[1] if best else (9.0, 9.0, -1.0)
+    return chosen
+
+
+def evaluate(
+    rows: list[dict[str, Any]], rules: dict[str, tuple[float, float, float]]
+) -> dict[str, float]:
+    """Accuracy, false accepts and wrong answers of *rules* on *rows*."""
+    inn = [r for r in rows if r["in_grammar"]]
+    oog = [r for r in rows if not r["in_grammar"]]
+
+    def ok(r: dict[str, Any]) -> bool:
+        return _accepts(r, rules["action" if r["action"] else "question"])
+
+    return {
+        "accuracy": round(sum(ok(r) and r["top_key"] == r["want"] for r in inn) / len(inn), 3),
+        "false_accepts": round(sum(ok(r) for r in oog) / max(len(oog), 1), 3),
+        "wrong_in_grammar": round(
+            sum(ok(r) and r["top_key"] != r["want"] for r in inn) / len(inn), 3
+        ),
+        "wrong_home_action": round(
+            sum(ok(r) and r["top_key"] != r["want"] and r["action"] for r in rows) / len(rows), 3
+        ),
+    }
+
+
+def threshold_sweep(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Rules tuned on all rows, and held out: tuned on one voice, scored on the others."""
+    all_rules = tune(rows)
+    as_dict = {
+        cls: dict(zip(("min_support", "min_margin", "max_distance"), rule, strict=True))
+        for cls, rule in all_rules.items()
+    }
+    folds = []
+    for voice in sorted({str(r["voice"]) for r in rows}):
+        train = [r for r in rows if r["voice"] == voice]
+        test = [r for r in rows if r["voice"] != voice]
+        rules = tune(train)
+        folds.append({"tuned_on": voice, "rules": rules, **evaluate(test, rules)})
+    mean = {
+        k: round(float(np.mean([f[k] for f in folds])), 3)
+        for k in ("accuracy", "false_accepts", "wrong_in_grammar", "wrong_home_action")
+    }
+    return {
+        "grid": "min_support x min_margin x max_distance per class, "
+        f"{len(GRID)} rules each; a rule must accept no out-of-grammar utterance "
+        "on the tuning rows; value = right - 3 x wrong for actions, "
+        "right - 0.5 x wrong for questions",
+        "tuned_on_all": {"rules": as_dict, **evaluate(rows, all_rules)},
+        "held_out_by_voice": {"mean": mean, "folds": folds},
+    }
 
 
 def false_wakes_on_noise(wake: WakeDetector, noise: np.ndarray, minutes: float) -> tuple[int, int]:

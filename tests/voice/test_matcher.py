@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import pytest
 
-from vehicle_agent.voice.matcher import MatchConfig, Phrase, PhraseMatcher, sound_units
+from vehicle_agent.voice.matcher import AcceptRule, MatchConfig, Phrase, PhraseMatcher, sound_units
 
 PHRASES = [
     Phrase(spoken="지금 속도 알려줘", text="지금 속도 알려줘", key="CarSpeed()"),
     Phrase(spoken="현재 속도 알려줘", text="현재 속도 알려줘", key="CarSpeed()"),
     Phrase(spoken="거실 조명 켜줘", text="거실 조명 켜줘", key="On"),
     Phrase(spoken="거실 조명 꺼 줘", text="거실 조명 꺼줘", key="Off"),
+    Phrase(
+        spoken="거실 조명 켜져 있어", text="거실 조명 켜져 있어", key="HassGetState(name=거실 조명)"
+    ),
+    Phrase(spoken="거실 조명 꺼 줘 요", text="거실 조명 꺼줘요", key="HassTurnOff(name=거실 조명)"),
 ]
 
 
@@ -50,14 +54,41 @@ def test_same_meaning_is_not_a_competitor() -> None:
             [["거실 조명 켜 줘"], ["거실 조명 꺼 줘"], ["거실 조명 켜줘"], ["거실 조명 꺼줘"]],
             "margin",
         ),
+        # Half the passes heard nothing: too little support.
+        ([["거실 조명 켜 줘"], ["거실 조명 켜 줘"], [""], [""]], "support"),
         ([[""]] * 4, "nothing"),
         ([], "nothing"),
     ],
 )
 def test_unsure_results_are_rejected(passes: list[list[str]], reason: str) -> None:
-    match = PhraseMatcher(PHRASES, MatchConfig(min_margin=0.05)).match(passes)
+    rule = AcceptRule(max_distance=0.45, min_support=0.6, min_margin=0.05)
+    match = PhraseMatcher(PHRASES, MatchConfig(question=rule, action=rule)).match(passes)
     assert not match.accepted
     assert reason in match.reason
+
+
+def test_lower_alternatives_add_support_by_their_score_share() -> None:
+    m = PhraseMatcher(PHRASES)
+    top_only = m.match([[("거실 조명 켜 줘", 10.0), ("속도 어 야", 0.0)]] * 4)
+    second = m.match([[("속도 어 야", 10.0), ("거실 조명 켜 줘", 9.0)]] * 4)
+    assert top_only.phrase is not None and second.phrase is not None
+    assert top_only.phrase.key == second.phrase.key == "On"
+    assert top_only.support > 0.99 and 0.2 < second.support < 0.3  # e^-1 / (1 + e^-1)
+
+
+def test_home_actions_need_more_than_questions() -> None:
+    rule_q = AcceptRule(max_distance=0.5, min_support=0.3, min_margin=0.0)
+    rule_a = AcceptRule(max_distance=0.5, min_support=0.7, min_margin=0.0)
+    m = PhraseMatcher(PHRASES, MatchConfig(question=rule_q, action=rule_a))
+    half = [[("속도 어 야", 10.0), ("{}", 10.0)]] * 4  # half the evidence for the phrase
+    question = m.match(
+        [[(t if t != "{}" else "거실 조명 켜져 있어", s) for t, s in p] for p in half]
+    )
+    action = m.match([[(t if t != "{}" else "거실 조명 꺼 줘 요", s) for t, s in p] for p in half])
+    assert question.accepted and not question.action
+    assert question.phrase is not None and question.phrase.key.startswith("HassGetState")
+    assert not action.accepted and action.action and "support" in action.reason
+    assert action.phrase is not None and action.phrase.key.startswith("HassTurnOff")
 
 
 def test_one_stray_pass_does_not_sink_the_right_phrase() -> None:

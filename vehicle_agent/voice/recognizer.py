@@ -1,8 +1,10 @@
 """Streaming vosk decoding, off the event loop.
 
 A :class:`GrammarDecoder` runs several grammar-constrained vosk recognizers
-side by side on speed-perturbed copies of the same audio (factors 1.0, 1.1,
-1.2, 1.3 by default). Each pass returns an n-best list; the
+side by side on speed-perturbed copies of the same audio (factors 0.9, 1.0,
+1.1, 1.2 by default: the benchmark sweep found 0.9 more useful than 1.3, and
+0.8 or a fifth pass did not help). Each pass returns an n-best list of
+``(text, score)``; the
 :class:`~vehicle_agent.voice.matcher.PhraseMatcher` combines them. Speed
 perturbation is the standard trick to make an acoustic model robust to voices
 it was not trained on; here it runs at recognition time, because passes that
@@ -23,11 +25,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from vehicle_agent.voice.audio import SAMPLE_RATE, StreamResampler
+from vehicle_agent.voice.matcher import Hypothesis
 from vehicle_agent.voice.model import VoiceModel, _vosk
 
 _LOGGER = logging.getLogger(__name__)
 
-DEFAULT_SPEEDS: tuple[float, ...] = (1.0, 1.1, 1.2, 1.3)
+DEFAULT_SPEEDS: tuple[float, ...] = (0.9, 1.0, 1.1, 1.2)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -60,13 +63,15 @@ class _Pass:
         if data:
             self.recognizer.AcceptWaveform(data)
 
-    def finish(self) -> list[str]:
+    def finish(self) -> list[Hypothesis]:
         result = json.loads(self.recognizer.FinalResult())
         self._fresh()
         alternatives = result.get("alternatives")
         if alternatives is None:
-            return [str(result.get("text", ""))]
-        return [str(a.get("text", "")).strip() for a in alternatives]
+            return [(str(result.get("text", "")).strip(), 0.0)]
+        return [
+            (str(a.get("text", "")).strip(), float(a.get("confidence", 0.0))) for a in alternatives
+        ]
 
 
 class GrammarDecoder:
@@ -103,11 +108,11 @@ class GrammarDecoder:
         for p in self._passes:
             p.accept(pcm)
 
-    def finish_blocking(self) -> list[list[str]]:
+    def finish_blocking(self) -> list[list[Hypothesis]]:
         """End the utterance: the n-best texts of each pass; ready for the next one."""
         return [p.finish() for p in self._passes]
 
-    def decode_blocking(self, pcm: bytes, chunk: int = 8000) -> list[list[str]]:
+    def decode_blocking(self, pcm: bytes, chunk: int = 8000) -> list[list[Hypothesis]]:
         """Decode a whole utterance at once (blocking)."""
         for start in range(0, len(pcm), chunk):
             self.accept_blocking(pcm[start : start + chunk])
@@ -117,7 +122,7 @@ class GrammarDecoder:
         """Feed audio in the worker thread."""
         await asyncio.get_running_loop().run_in_executor(self._executor, self.accept_blocking, pcm)
 
-    async def finish(self) -> list[list[str]]:
+    async def finish(self) -> list[list[Hypothesis]]:
         """End the utterance in the worker thread."""
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._executor, self.finish_blocking)
