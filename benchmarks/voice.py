@@ -35,6 +35,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from tests.voice.conftest import synth as synth_pcm
 from vehicle_agent.voice.assistant import OutcomeKind, VoiceAssistant, VoiceConfig
 from vehicle_agent.voice.audio import FRAME_SAMPLES, SAMPLE_RATE, split_frames
 from vehicle_agent.voice.matcher import AcceptRule, MatchConfig, PhraseMatcher
@@ -79,34 +80,9 @@ SNRS = {"low_noise_20dB": 20.0, "high_noise_10dB": 10.0}
 
 
 def synth(text: str, voice: str, speed: int, pitch: int) -> np.ndarray:
-    wav = subprocess.run(
-        ["espeak-ng", "-v", voice, "-s", str(speed), "-p", str(pitch), "--stdout", text],
-        capture_output=True,
-        check=True,
-    ).stdout
-    raw = subprocess.run(
-        [
-            "sox",
-            "-t",
-            "wav",
-            "-",
-            "-t",
-            "raw",
-            "-r",
-            "16000",
-            "-c",
-            "1",
-            "-b",
-            "16",
-            "-e",
-            "signed-integer",
-            "-",
-        ],
-        input=wav,
-        capture_output=True,
-        check=True,
-    ).stdout
-    return np.frombuffer(raw, dtype=np.int16).astype(np.float64)
+    """espeak-ng speech (the tests' synthesizer, no added silence) as float samples."""
+    pcm = synth_pcm(text, voice=voice, speed=speed, pitch=pitch, lead_s=0.0, tail_s=0.0)
+    return np.frombuffer(pcm, dtype=np.int16).astype(np.float64)
 
 
 def car_noise(seconds: float, seed: int) -> np.ndarray:
