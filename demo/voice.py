@@ -100,8 +100,11 @@ async def synthesize(command: VoiceCommand, out: Path) -> Path:
             command.text,
         )
         # Silence either side, as a real push-to-talk recording has.
+        # -R: sox dithers while resampling with a random seed per run; a fixed
+        # seed makes every run of the demo speak the same recording.
         await _run(
             "sox",
+            "-R",
             str(raw),
             "-r",
             "16000",

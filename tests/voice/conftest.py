@@ -5,13 +5,20 @@ from __future__ import annotations
 import shutil
 import subprocess
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import numpy as np
 import pytest
 
+from vehicle_agent.can_input import read_log
+from vehicle_agent.pipeline import CanPipeline
+from vehicle_agent.profile import load_profile
+from vehicle_agent.state_store import StateStore
 from vehicle_agent.voice.assistant import VoiceAssistant, VoiceConfig
 from vehicle_agent.voice.model import VoiceModel, packaged_model
 
+ROOT = Path(__file__).resolve().parents[2]
+DATA = ROOT.parent / "shared" / "data"
 ENTITIES = ["거실 조명", "차고 문", "에어컨"]
 AREAS = ["거실", "부엌", "침실"]
 
@@ -41,6 +48,12 @@ def synth(
     raw = subprocess.run(
         [
             _need("sox"),
+            # -R: repeatable. sox dithers when it resamples to 16 bit, with a
+            # fresh random seed per run unless -R fixes it; the same sentence then
+            # sounded slightly different every run and recognition (so the
+            # tests) was nondeterministic. The dither itself stays: real
+            # recordings are never digitally clean.
+            "-R",
             "-t",
             "wav",
             "-",
@@ -70,6 +83,8 @@ def sox_noise(seconds: float, kind: str = "brownnoise", gain: float = 0.3) -> by
     return subprocess.run(
         [
             _need("sox"),
+            # -R: repeatable (fixed seed), so a noise test hears the same noise each run.
+            "-R",
             "-n",
             "-t",
             "raw",
@@ -136,3 +151,14 @@ def ko_assistant_factory(ko_model: VoiceModel) -> Iterator[Callable[..., VoiceAs
     yield make
     for assistant in made:
         assistant.close()
+
+
+@pytest.fixture(scope="session")
+def rav4_store() -> StateStore:
+    """The state after replaying 60 s of a real RAV4 on the highway."""
+    pipeline = CanPipeline.from_profile(
+        load_profile(ROOT / "vehicle_agent" / "profiles" / "toyota_rav4.yaml"),
+        dbc_dir=DATA / "dbc",
+    )
+    pipeline.feed_all(read_log(DATA / "can" / "rav4_highway_60s.log"))
+    return pipeline.store

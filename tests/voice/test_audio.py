@@ -12,6 +12,7 @@ import pytest
 
 from vehicle_agent.voice.audio import (
     SAMPLE_RATE,
+    HighPass,
     MicrophoneSource,
     PcmSource,
     StreamResampler,
@@ -108,3 +109,41 @@ async def test_microphone_without_sounddevice_is_a_clear_error(
     with pytest.raises(MicrophoneUnavailableError, match="sounddevice"):
         async for _ in source.chunks():
             break
+
+
+def _rms(x: np.ndarray) -> float:
+    settled = x.astype(np.float64)[SAMPLE_RATE // 4 :]  # after the filter's start-up
+    return float(np.sqrt(np.mean(settled * settled)))
+
+
+def _high_passed(x: np.ndarray) -> np.ndarray:
+    return np.frombuffer(HighPass(150.0).process(x.tobytes()), dtype=np.int16)
+
+
+def test_high_pass_removes_rumble_and_keeps_speech_band() -> None:
+    rumble, voice = tone(40.0, 1.0, SAMPLE_RATE), tone(1000.0, 1.0, SAMPLE_RATE)
+    assert _rms(_high_passed(rumble)) < 0.05 * _rms(rumble)  # at least 26 dB down
+    assert 0.95 < _rms(_high_passed(voice)) / _rms(voice) < 1.05
+
+
+def test_high_pass_in_chunks_matches_whole_and_delays_by_its_delay() -> None:
+    src = np.concatenate([tone(40.0, 0.5, SAMPLE_RATE), tone(700.0, 0.5, SAMPLE_RATE)])
+    pcm = src.tobytes()
+    whole = HighPass(150.0)
+    once = whole.process(pcm) + whole.flush()
+    chunked = HighPass(150.0)
+    parts = b"".join(chunked.process(pcm[i : i + 962]) for i in range(0, len(pcm), 962))
+    assert parts + chunked.flush() == once
+    out = np.frombuffer(once, dtype=np.int16).astype(np.float64)
+    assert out.size == src.size + whole.delay_samples
+    # The 700 Hz half comes out unchanged, shifted by exactly delay_samples.
+    lo, hi = src.size // 2 + 2000, src.size - 1000
+    shifted = out[lo + whole.delay_samples : hi + whole.delay_samples]
+    assert np.max(np.abs(shifted - src[lo:hi])) < 0.02 * 8000
+
+
+def test_high_pass_rejects_bad_settings() -> None:
+    with pytest.raises(ValueError, match="cutoff"):
+        HighPass(9000.0)
+    with pytest.raises(ValueError, match="odd"):
+        HighPass(150.0, taps=512)

@@ -13,9 +13,6 @@ from typing import Any
 import pytest
 
 from bridge.protocol import Envelope, MessageType
-from vehicle_agent.can_input import read_log
-from vehicle_agent.pipeline import CanPipeline
-from vehicle_agent.profile import load_profile
 from vehicle_agent.state_store import StateStore
 from vehicle_agent.voice.assistant import Outcome, OutcomeKind, VoiceAssistant
 from vehicle_agent.voice.audio import PcmSource, write_wav
@@ -27,20 +24,6 @@ from vehicle_agent.voice.wake import PushToTalk, WakeDetector
 
 from .conftest import AREAS, ENTITIES, synth
 from .test_home_and_tts import FakeHome
-
-ROOT = Path(__file__).resolve().parents[2]
-DATA = ROOT.parent / "shared" / "data"
-
-
-@pytest.fixture(scope="module")
-def rav4_store() -> StateStore:
-    """The state after replaying 60 s of a real RAV4 on the highway."""
-    pipeline = CanPipeline.from_profile(
-        load_profile(ROOT / "vehicle_agent" / "profiles" / "toyota_rav4.yaml"),
-        dbc_dir=DATA / "dbc",
-    )
-    pipeline.feed_all(read_log(DATA / "can" / "rav4_highway_60s.log"))
-    return pipeline.store
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,10 @@ from vehicle_agent.voice.wake import WakeDetector
 
 from .conftest import AREAS, ENTITIES, add_noise, sox_noise, synth
 
-# (sentence, expected intent key); all recognised reliably with espeak-ng's ko+f3 voice.
+# (sentence, expected intent key), each recognised with espeak-ng's ko+f3 voice
+# (the test audio is deterministic: conftest.synth fixes sox's dither seed). How
+# often commands are recognised across voices, speeds and noise is the
+# benchmark's job (benchmarks/voice.py), not these tests'.
 COMMANDS = [
     ("지금 속도 알려줘", "CarSpeed()"),
     ("연료 얼마나 남았어", "CarFuel()"),
@@ -20,7 +23,6 @@ COMMANDS = [
     ("타이어 공기압 알려줘", "CarTyres()"),
     ("문 열려 있어", "CarDoors()"),
     ("진단 코드 알려줘", "CarWarnings()"),
-    ("에어컨 켜줘", "HassTurnOn(name=에어컨)"),
     ("거실 조명 꺼줘", "HassTurnOff(name=거실 조명)"),
 ]
 # "좋아하는 노래 뭐야" is a known false accept (heard as "지금 속도 얼마야"): the
@@ -63,6 +65,18 @@ async def test_command_recognised_as_intent(
     assert outcome.intent is not None, outcome.match
     assert outcome.intent.key == key
     assert outcome.kind in (OutcomeKind.CAR, OutcomeKind.HOME_UNAVAILABLE)
+
+
+async def test_on_off_ambiguity_is_refused_not_guessed(assistant: VoiceAssistant) -> None:
+    # "켜" (on) and "꺼" (off) differ by one sound; with ko+f3 the passes split
+    # between them. A home action then needs a clear margin, so the car asks
+    # again instead of switching the air conditioner the wrong way.
+    outcome = await assistant.handle_pcm(synth("에어컨 켜줘"), speak=False)
+    assert outcome.match is not None and outcome.match.action
+    assert outcome.kind is OutcomeKind.REJECTED and "margin" in outcome.match.reason
+    # Spoken by another voice the same command is clear and goes through.
+    outcome = await assistant.handle_pcm(synth("에어컨 켜줘", voice="ko", pitch=50), speak=False)
+    assert outcome.intent is not None and outcome.intent.key == "HassTurnOn(name=에어컨)"
 
 
 async def test_command_in_car_noise(assistant: VoiceAssistant) -> None:

@@ -3,7 +3,8 @@
     vehicle-agent run --profile P [--dbc-dir D]
         (--can-interface IF --can-channel CH [--obd] | --replay LOG [--loop] [--speed X])
         [--gps-track FILE | --gpsd HOST:PORT] [--state-dir DIR] [--journal FILE]
-        [--voice-model DIR --voice-language L --voice-inbox DIR --tts espeak|null]
+        [--voice-model DIR] [--voice-language L] [--voice-inbox DIR]
+        [--voice-mic [DEVICE]] [--voice-stream FILE] [--wake-phrase TEXT] [--tts espeak|null]
 
 Live buses are opened listen-only; ``--obd`` opens a second, transmitting
 handle on the same channel for OBD-II polling and ``clear_dtcs``. Polling
@@ -106,11 +107,54 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument(
         "--homes-check", type=float, default=5.0, help="seconds between checks of paired homes"
     )
-    voice = p.add_argument_group("voice (handled by the voice extension)")
-    voice.add_argument("--voice-model", type=Path)
-    voice.add_argument("--voice-language", default="en")
-    voice.add_argument("--voice-inbox", type=Path)
-    voice.add_argument("--tts", default="espeak", choices=["espeak", "null"])
+    voice = p.add_argument_group(
+        "voice (handled by the voice extension; any of --voice-model, --voice-inbox, "
+        "--voice-mic, --voice-stream turns it on)"
+    )
+    voice.add_argument(
+        "--voice-model",
+        type=Path,
+        metavar="DIR",
+        help="vosk model directory (default: the packaged model for --voice-language)",
+    )
+    voice.add_argument(
+        "--voice-language",
+        default="en",
+        metavar="LANG",
+        help="sentence templates and replies: ko, en or zh (default: en)",
+    )
+    voice.add_argument(
+        "--voice-inbox",
+        type=Path,
+        metavar="DIR",
+        help="handle each *.wav dropped here as one push-to-talk utterance (renamed *.done)",
+    )
+    voice.add_argument(
+        "--voice-mic",
+        nargs="?",
+        const="default",
+        metavar="DEVICE",
+        help="listen on a microphone (needs carhub[mic]); DEVICE is a sounddevice "
+        "index or name, the system default when omitted",
+    )
+    voice.add_argument(
+        "--voice-stream",
+        type=Path,
+        metavar="FILE",
+        help="listen on raw 16 kHz mono 16-bit PCM from a file or FIFO, like a microphone",
+    )
+    voice.add_argument(
+        "--wake-phrase",
+        metavar="TEXT",
+        help='live listening starts after this phrase (default per language, "안녕 자동차" '
+        'in Korean); "" turns it off and leaves the steering-wheel voice button',
+    )
+    voice.add_argument(
+        "--tts",
+        default="espeak",
+        choices=["espeak", "null"],
+        help="speech out: espeak-ng (default) or null (journal only)",
+    )
     p.set_defaults(func=run)
 
 
@@ -165,6 +209,7 @@ async def _main(args: argparse.Namespace) -> int:
     # (the DBC loader already logged every repaired or skipped statement)
 
     state_dir = args.state_dir or default_state_dir()
+    args.state_dir = state_dir  # the voice extension keeps the home's names there
     registry = HomeRegistry(state_dir)
     vehicle_id = await loop.run_in_executor(None, registry.vehicle_id)
     homes = await loop.run_in_executor(None, registry.list)
@@ -347,7 +392,8 @@ def _attach_voice(runtime: AgentRuntime, args: argparse.Namespace) -> None:
     try:
         hook = importlib.import_module(VOICE_HOOK)
     except ImportError:
-        if args.voice_model is not None or args.voice_inbox is not None:
+        voice_given = (args.voice_model, args.voice_inbox, args.voice_mic, args.voice_stream)
+        if any(v is not None for v in voice_given):
             _LOGGER.warning("voice options given but %s is not available: no voice", VOICE_HOOK)
         return
     hook.attach(runtime, args)

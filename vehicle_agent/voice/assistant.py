@@ -26,7 +26,12 @@ from vehicle_agent.voice.home import HomeRequester
 from vehicle_agent.voice.intents import IntentMatch, SentenceSet
 from vehicle_agent.voice.matcher import Match, MatchConfig, PhraseMatcher
 from vehicle_agent.voice.model import VoiceModel
-from vehicle_agent.voice.recognizer import DEFAULT_SPEEDS, FreeFormDecoder, GrammarDecoder
+from vehicle_agent.voice.recognizer import (
+    DEFAULT_HIGHPASS_HZ,
+    DEFAULT_SPEEDS,
+    FreeFormDecoder,
+    GrammarDecoder,
+)
 from vehicle_agent.voice.replies import reply
 from vehicle_agent.voice.tts import NullTts, TtsEngine
 from vehicle_agent.voice.vad import EnergyVad, VadConfig, VadEvent
@@ -54,6 +59,7 @@ class VoiceConfig:
     language: str | None = None  # default: the model's language
     wake_phrase: str | None = None  # default per language; "" disables the wake phrase
     speeds: tuple[float, ...] = DEFAULT_SPEEDS
+    highpass_hz: float | None = DEFAULT_HIGHPASS_HZ  # None: no cabin-rumble filter
     n_best: int = 5
     match: MatchConfig = field(default_factory=MatchConfig)
     vad: VadConfig = field(default_factory=VadConfig)
@@ -106,7 +112,11 @@ class VoiceAssistant:
     def _build(self) -> tuple[Grammar, GrammarDecoder, PhraseMatcher]:
         grammar = build_grammar(self.sentences, self.model.knows)
         decoder = GrammarDecoder(
-            self.model, grammar.spoken, speeds=self.config.speeds, n_best=self.config.n_best
+            self.model,
+            grammar.spoken,
+            speeds=self.config.speeds,
+            n_best=self.config.n_best,
+            highpass_hz=self.config.highpass_hz,
         )
         return grammar, decoder, PhraseMatcher(grammar.phrases, self.config.match)
 

@@ -86,6 +86,45 @@ class StreamResampler:
         return y
 
 
+class HighPass:
+    """Streaming high-pass FIR (windowed sinc, spectrally inverted), state kept across chunks.
+
+    Car cabins are loud below ~150 Hz (engine, tyres, road) while speech
+    carries little there: the benchmark's 10 dB car noise lost a quarter of its
+    commands before this filter. The cut is gentle (full pass from
+    ``cutoff_hz``, half at about 0.75 x ``cutoff_hz``). The filter delays the
+    audio by ``(taps - 1) / 2`` samples (16 ms with the defaults).
+    """
+
+    def __init__(self, cutoff_hz: float, *, rate: int = SAMPLE_RATE, taps: int = 513) -> None:
+        if not 0 < cutoff_hz < rate / 2:
+            raise ValueError(f"high-pass cutoff must be between 0 and {rate // 2} Hz")
+        if taps % 2 == 0:
+            raise ValueError("the high-pass filter needs an odd number of taps")
+        low = _lowpass(0.75 * cutoff_hz / (rate / 2), taps).astype(np.float64)
+        high = -low
+        high[(taps - 1) // 2] += 1.0
+        self._fir: npt.NDArray[np.float64] = high
+        self._state: npt.NDArray[np.float64] = np.zeros(taps - 1)
+        self.delay_samples = (taps - 1) // 2
+
+    def flush(self) -> bytes:
+        """The last ``delay_samples`` of audio still inside the filter; then reset."""
+        out = self.process(b"\0\0" * self.delay_samples)
+        self._state = np.zeros(self._fir.size - 1)
+        return out
+
+    def process(self, pcm: bytes) -> bytes:
+        """Filter one chunk of 16-bit mono PCM; returns the same number of samples."""
+        x = np.frombuffer(pcm, dtype=np.int16).astype(np.float64)
+        if not x.size:
+            return b""
+        joined = np.concatenate([self._state, x])
+        y = np.convolve(joined, self._fir, mode="valid")
+        self._state = joined[-(self._fir.size - 1) :]
+        return _to_int16(y).tobytes()
+
+
 def _lowpass(cutoff: float, taps: int = 31) -> FloatArray:
     """Windowed-sinc low-pass FIR; *cutoff* as a fraction of the Nyquist frequency."""
     n = np.arange(taps) - (taps - 1) / 2

@@ -91,8 +91,8 @@ class MatchConfig:
     """Decision thresholds (from the benchmark sweep; see benchmarks/results/voice.json)."""
 
     n_best: int = 5
-    question: AcceptRule = AcceptRule(max_distance=0.7, min_support=0.0, min_margin=0.06)
-    action: AcceptRule = AcceptRule(max_distance=0.35, min_support=0.25, min_margin=0.15)
+    question: AcceptRule = AcceptRule(max_distance=0.7, min_support=0.1, min_margin=0.03)
+    action: AcceptRule = AcceptRule(max_distance=0.35, min_support=0.15, min_margin=0.2)
     action_intents: tuple[str, ...] = ACTION_INTENTS
     confidence_temperature: float = 1.0  # softmax temperature over vosk's alternative scores
     support_distance: float = 0.5  # a hypothesis this far from a phrase supports it no more

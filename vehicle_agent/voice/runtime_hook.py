@@ -2,8 +2,18 @@
 
 ``attach(runtime, args)`` registers: the ``voice_reply``, ``vocabulary`` and
 ``notify`` handlers, push-to-talk from the state store, and a task that loads
-the model (in a thread) and then handles every ``*.wav`` dropped into
-``--voice-inbox`` as one push-to-talk utterance (renamed ``*.done`` after).
+the model (in a thread) and then serves the audio inputs given:
+
+* ``--voice-inbox DIR``: every ``*.wav`` dropped there is one push-to-talk
+  utterance (renamed ``*.done`` after);
+* ``--voice-mic [DEVICE]``: live listening on a microphone (sounddevice),
+  activated by the wake phrase or the steering-wheel voice button;
+* ``--voice-stream FILE``: the same live listening over raw 16 kHz mono
+  16-bit PCM read from a file or FIFO (replays, tests, an external capture).
+
+The last vocabulary a home sent is kept in the state directory and used at
+the next start, so a car restarted out of reach of home still knows the home's
+names and says the home is unreachable rather than "did not catch that".
 What the driver hears goes to the journal as ``spoken``; what the car
 understood as ``intent``; the home's answer as ``voice_reply``.
 """
@@ -13,21 +23,25 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any, Protocol
 
 from bridge.protocol import Envelope, MessageType
 from vehicle_agent.voice.assistant import VoiceAssistant, VoiceConfig, outcome_summary
-from vehicle_agent.voice.audio import read_wav
+from vehicle_agent.voice.audio import AudioSource, MicrophoneSource, PcmSource, read_wav
 from vehicle_agent.voice.errors import ModelError, VoiceError
 from vehicle_agent.voice.home import FirstConnectedHome, HomeLink, HomeRequester
 from vehicle_agent.voice.model import VoiceModel, packaged_model
 from vehicle_agent.voice.tts import NotificationSpeaker, TtsEngine, make_tts
-from vehicle_agent.voice.wake import PushToTalk
+from vehicle_agent.voice.vocabulary_store import VocabularyError, VocabularyFile, validate
+from vehicle_agent.voice.wake import PushToTalk, WakeDetector
 
 _LOGGER = logging.getLogger(__name__)
 
 INBOX_POLL_S = 0.2
+# Any of these switches voice on (argparse destinations of `vehicle-agent run`).
+VOICE_OPTIONS = ("voice_model", "voice_inbox", "voice_mic", "voice_stream")
 
 
 class _Journal(Protocol):
@@ -62,6 +76,11 @@ class VoiceExtension:
         model = getattr(args, "voice_model", None)
         self.model_dir: Path | None = model or packaged_model(self.language)
         self.inbox: Path | None = getattr(args, "voice_inbox", None)
+        self.mic: str | None = getattr(args, "voice_mic", None)
+        self.stream: Path | None = getattr(args, "voice_stream", None)
+        self.wake_phrase: str | None = getattr(args, "wake_phrase", None)
+        state_dir: Path | None = getattr(args, "state_dir", None)
+        self.saved = VocabularyFile(state_dir) if state_dir is not None else None
         self.tts = _JournalingTts(make_tts(getattr(args, "tts", "null") or "null"), runtime.journal)
         links: dict[str, HomeLink] = runtime.links
         self.home = HomeRequester(FirstConnectedHome(links))
@@ -84,9 +103,20 @@ class VoiceExtension:
         self.home.on_reply(env.body)
 
     async def on_vocabulary(self, hub_id: str, env: Envelope) -> None:
-        self._vocabulary = dict(env.body)
+        try:
+            vocabulary = validate(env.body)
+        except VocabularyError as exc:
+            _LOGGER.error("ignoring a vocabulary from %s: %s", hub_id, exc)
+            return
+        self._vocabulary = vocabulary
+        if self.saved is not None:
+            saved = self.saved
+            try:
+                await asyncio.get_running_loop().run_in_executor(None, saved.save, vocabulary)
+            except OSError as exc:  # a full disk must not cost the live grammar
+                _LOGGER.error("cannot save the home vocabulary to %s: %s", saved.path, exc)
         if self.assistant is not None:
-            await self.assistant.update_vocabulary(self._vocabulary)
+            await self.assistant.update_vocabulary(vocabulary)
 
     async def on_notify(self, hub_id: str, env: Envelope) -> None:
         self.notifications.submit(dict(env.body))
@@ -116,15 +146,76 @@ class VoiceExtension:
                 _LOGGER.error("voice disabled: %s", exc)
                 await asyncio.Event().wait()
             assert self.assistant is not None
+            if self._vocabulary is None and self.saved is not None:
+                saved = self.saved
+                self._vocabulary = await loop.run_in_executor(None, saved.load)
+                if self._vocabulary is not None:
+                    _LOGGER.info("voice: home names from %s until a home connects", saved.path)
             if self._vocabulary is not None:
                 await self.assistant.update_vocabulary(self._vocabulary)
             _LOGGER.info("voice ready (%s, model %s)", self.language, self.model_dir)
-            if self.inbox is None:
-                await asyncio.Event().wait()
-            assert self.inbox is not None
-            await self._serve_inbox(self.inbox)
+            inputs: list[Coroutine[Any, Any, object]] = []
+            if self.inbox is not None:
+                inputs.append(self._serve_inbox(self.inbox))
+            if self.mic is not None:
+                device = None if self.mic == "default" else self.mic
+                device_id: int | str | None = int(device) if device and device.isdigit() else device
+                inputs.append(self._listen(MicrophoneSource(device_id), "microphone"))
+            if self.stream is not None:
+                inputs.append(self._listen_stream(self.stream))
+            inputs.append(asyncio.Event().wait())  # the handlers keep working without inputs
+            await asyncio.gather(*inputs)
         finally:
             speaker.cancel()
+
+    def _wake_detector(self, model: VoiceModel) -> WakeDetector | None:
+        """The wake phrase detector; None when ``--wake-phrase ""`` turned it off."""
+        if self.wake_phrase == "":
+            return None
+        try:
+            return WakeDetector(model, self.wake_phrase, language=self.language)
+        except ValueError as exc:  # words the model does not know: push-to-talk only
+            _LOGGER.error("wake phrase disabled: %s; the voice button still works", exc)
+            return None
+
+    async def _listen(self, source: AudioSource, name: str) -> None:
+        """Live listening (wake phrase or voice button) on one source until it ends."""
+        assistant = self.assistant
+        assert assistant is not None
+        loop = asyncio.get_running_loop()
+        wake = await loop.run_in_executor(None, self._wake_detector, assistant.model)
+        outcomes: asyncio.Queue[Any] = asyncio.Queue()
+
+        async def journal_outcomes() -> None:
+            while True:
+                summary = outcome_summary(await outcomes.get())
+                summary["outcome"] = summary.pop("kind")
+                self.runtime.journal.write("intent", source=name, **summary)
+
+        writer = asyncio.create_task(journal_outcomes())
+        try:
+            handled = await assistant.listen(source, wake=wake, ptt=self.ptt, outcomes=outcomes)
+            _LOGGER.info("voice %s ended after %d utterances", name, handled)
+        except VoiceError as exc:  # no microphone: the rest of the agent keeps going
+            _LOGGER.error("voice %s unavailable: %s", name, exc)
+        finally:
+            while not outcomes.empty():
+                summary = outcome_summary(outcomes.get_nowait())
+                summary["outcome"] = summary.pop("kind")
+                self.runtime.journal.write("intent", source=name, **summary)
+            writer.cancel()
+
+    async def _listen_stream(self, path: Path) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            fh = await loop.run_in_executor(None, path.open, "rb")
+        except OSError as exc:
+            _LOGGER.error("voice stream %s cannot be opened: %s", path, exc)
+            return
+        try:
+            await self._listen(PcmSource(stream=fh), f"stream {path.name}")
+        finally:
+            fh.close()
 
     async def _serve_inbox(self, inbox: Path) -> None:
         loop = asyncio.get_running_loop()
@@ -161,11 +252,11 @@ def attach(
     *,
     model: VoiceModel | None = None,
 ) -> VoiceExtension | None:
-    """Wire voice into a runtime when ``--voice-model`` or ``--voice-inbox`` is given.
+    """Wire voice into a runtime when any voice option is given.
 
     *model* reuses an already loaded model (tests); otherwise the task loads it.
     """
-    if getattr(args, "voice_model", None) is None and getattr(args, "voice_inbox", None) is None:
+    if not any(getattr(args, name, None) is not None for name in VOICE_OPTIONS):
         return None
     ext = VoiceExtension(runtime, args, model=model)
     runtime.add_handler(MessageType.VOICE_REPLY, ext.on_voice_reply)
