@@ -54,4 +54,3 @@ async def test_gps_track_signals_in_hello_and_state(tmp_path: Path) -> None:
             agent.cancel()
             with contextlib.suppress(BaseException):
                 await agent
-

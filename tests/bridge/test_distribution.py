@@ -19,8 +19,18 @@ HEAVY = ("vosk", "python-can", "cantools", "can-isotp", "homeassistant", "numpy"
 def bridge_wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("wheel")
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation",
-         "-q", "-w", str(out), str(ROOT / "bridge")],
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            "-w",
+            str(out),
+            str(ROOT / "bridge"),
+        ],
         check=True,
         capture_output=True,
     )
