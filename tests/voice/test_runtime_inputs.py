@@ -32,6 +32,7 @@ def _args(**options: Any) -> argparse.Namespace:
         "voice_mic": None,
         "voice_stream": None,
         "wake_phrase": None,
+        "voice_free_form": False,
         "state_dir": None,
         "tts": "null",
     }
@@ -129,3 +130,18 @@ async def test_home_names_survive_a_restart_without_home(
     intent = next(e for e in second.entries() if e["kind"] == "intent")
     assert intent["outcome"] == "home_unavailable" and intent["intent"] == "HassTurnOff"
     assert UNREACHABLE in [e["text"] for e in second.entries() if e["kind"] == "spoken"]
+
+
+async def test_free_form_option_reaches_the_assistant(
+    tmp_path: Path, ko_model: VoiceModel, rav4_store: StateStore
+) -> None:
+    for flag in (False, True):
+        runtime = FakeRuntime(rav4_store, tmp_path / f"{flag}.jsonl")
+        ext = _start(runtime, _args(voice_inbox=tmp_path / "in", voice_free_form=flag), ko_model)
+        task = asyncio.create_task(runtime.tasks[0]())
+        try:
+            await wait_for(lambda ext=ext: ext.assistant is not None)  # type: ignore[misc]
+        finally:
+            task.cancel()
+        assert ext.assistant is not None
+        assert ext.assistant.config.free_form_fallback is flag

@@ -4,7 +4,8 @@
         (--can-interface IF --can-channel CH [--obd] | --replay LOG [--loop] [--speed X])
         [--gps-track FILE | --gpsd HOST:PORT] [--state-dir DIR] [--journal FILE]
         [--voice-model DIR] [--voice-language L] [--voice-inbox DIR]
-        [--voice-mic [DEVICE]] [--voice-stream FILE] [--wake-phrase TEXT] [--tts espeak|null]
+        [--voice-mic [DEVICE]] [--voice-stream FILE] [--wake-phrase TEXT]
+        [--voice-free-form] [--tts espeak|null]
 
 Live buses are opened listen-only; ``--obd`` opens a second, transmitting
 handle on the same channel for OBD-II polling and ``clear_dtcs``. Polling
@@ -148,6 +149,13 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         metavar="TEXT",
         help='live listening starts after this phrase (default per language, "안녕 자동차" '
         'in Korean); "" turns it off and leaves the steering-wheel voice button',
+    )
+    voice.add_argument(
+        "--voice-free-form",
+        action="store_true",
+        help="send speech the car's sentences do not cover to the home's conversation "
+        "agent (e.g. an LLM) as free-form text; off by default: unconstrained recognition "
+        "takes seconds on small computers and the words leave the car",
     )
     voice.add_argument(
         "--tts",

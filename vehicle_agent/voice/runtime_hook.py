@@ -79,6 +79,7 @@ class VoiceExtension:
         self.mic: str | None = getattr(args, "voice_mic", None)
         self.stream: Path | None = getattr(args, "voice_stream", None)
         self.wake_phrase: str | None = getattr(args, "wake_phrase", None)
+        self.free_form = bool(getattr(args, "voice_free_form", False))
         state_dir: Path | None = getattr(args, "state_dir", None)
         self.saved = VocabularyFile(state_dir) if state_dir is not None else None
         self.tts = _JournalingTts(make_tts(getattr(args, "tts", "null") or "null"), runtime.journal)
@@ -139,7 +140,9 @@ class VoiceExtension:
                         state=self.runtime.store,
                         home=self.home,
                         tts=self.tts,
-                        config=VoiceConfig(language=self.language),
+                        config=VoiceConfig(
+                            language=self.language, free_form_fallback=self.free_form
+                        ),
                     ),
                 )
             except VoiceError as exc:
