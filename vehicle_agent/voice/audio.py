@@ -90,8 +90,9 @@ class HighPass:
     """Streaming high-pass FIR (windowed sinc, spectrally inverted), state kept across chunks.
 
     Car cabins are loud below ~150 Hz (engine, tyres, road) while speech
-    carries little there: the benchmark's 10 dB car noise lost a quarter of its
-    commands before this filter. The cut is gentle (full pass from
+    carries little there. In benchmarks/voice.py commands under 10 dB car noise
+    were recognised 36 % of the time against 55 % under 20 dB; with this filter
+    46 % and 50 %. The cut is gentle (full pass from
     ``cutoff_hz``, half at about 0.75 x ``cutoff_hz``). The filter delays the
     audio by ``(taps - 1) / 2`` samples (16 ms with the defaults).
     """
