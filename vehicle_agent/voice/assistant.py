@@ -15,7 +15,7 @@ import enum
 import logging
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from vehicle_agent.voice.answers import CarAnswers, StateReader
@@ -26,6 +26,7 @@ from vehicle_agent.voice.home import HomeRequester
 from vehicle_agent.voice.intents import IntentMatch, SentenceSet
 from vehicle_agent.voice.matcher import Match, MatchConfig, PhraseMatcher
 from vehicle_agent.voice.model import VoiceModel
+from vehicle_agent.voice.numeric_split import SplitGrammar, ValuePass, combine, split_numeric
 from vehicle_agent.voice.recognizer import (
     DEFAULT_HIGHPASS_HZ,
     DEFAULT_SPEEDS,
@@ -81,6 +82,17 @@ class Outcome:
     decode_s: float = 0.0  # end of speech -> decision
 
 
+@dataclass(frozen=True)
+class _Built:
+    """Everything built from one vocabulary, swapped in at once."""
+
+    grammar: Grammar
+    split: SplitGrammar
+    decoder: GrammarDecoder
+    matcher: PhraseMatcher
+    values: ValuePass
+
+
 class VoiceAssistant:
     """Recognises utterances, answers car questions, forwards home requests."""
 
@@ -103,26 +115,42 @@ class VoiceAssistant:
         self.tts: TtsEngine = tts or NullTts()
         self._free_form = FreeFormDecoder(model) if self.config.free_form_fallback else None
         self.grammar: Grammar
+        self.split: SplitGrammar
         self._decoder: GrammarDecoder
         self._matcher: PhraseMatcher
+        self._values: ValuePass
         self._install(self._build())
 
     # --- grammar ---
 
-    def _build(self) -> tuple[Grammar, GrammarDecoder, PhraseMatcher]:
+    def _build(self) -> _Built:
         grammar = build_grammar(self.sentences, self.model.knows)
+        split = split_numeric(grammar.phrases)
         decoder = GrammarDecoder(
             self.model,
-            grammar.spoken,
+            [p.spoken for p in split.first],
             speeds=self.config.speeds,
             n_best=self.config.n_best,
             highpass_hz=self.config.highpass_hz,
         )
-        return grammar, decoder, PhraseMatcher(grammar.phrases, self.config.match)
+        values = ValuePass(
+            self.model,
+            split.families,
+            speeds=self.config.speeds,
+            n_best=self.config.n_best,
+            highpass_hz=self.config.highpass_hz,
+            match=self.config.match,
+        )
+        matcher = PhraseMatcher(split.first, self.config.match)
+        return _Built(grammar, split, decoder, matcher, values)
 
-    def _install(self, built: tuple[Grammar, GrammarDecoder, PhraseMatcher]) -> None:
+    def _install(self, built: _Built) -> None:
         old = getattr(self, "_decoder", None)
-        self.grammar, self._decoder, self._matcher = built
+        old_values = getattr(self, "_values", None)
+        self.grammar, self.split = built.grammar, built.split
+        self._decoder, self._matcher, self._values = built.decoder, built.matcher, built.values
+        if old_values is not None:
+            old_values.close()
         if old is not None:
             old.close()
         _LOGGER.info(
@@ -175,11 +203,19 @@ class VoiceAssistant:
     async def end(self, pcm: bytes = b"", *, speak: bool = True) -> Outcome:
         """End of speech: decide, act and (by default) speak the reply.
 
-        *pcm* is the whole utterance, only needed for the free-form fallback.
+        *pcm* is the whole utterance, needed for the value pass of numeric
+        commands and for the free-form fallback.
         """
         start = time.perf_counter()
         passes = await self._decoder.finish()
         match = self._matcher.match(passes)
+        family = match.phrase.key if match.phrase is not None else None
+        if family in self.split.families:
+            assert family is not None
+            if pcm:
+                match = combine(match, await self._values.match(family, pcm))
+            else:  # nothing to decode the value from: never act on a representative
+                match = replace(match, accepted=False, reason="no audio for the value pass")
         outcome = await self._decide(match, pcm, start)
         if speak:
             await self.tts.speak(outcome.reply, self.language)
@@ -323,6 +359,7 @@ class VoiceAssistant:
     def close(self) -> None:
         """Release worker threads."""
         self._decoder.close()
+        self._values.close()
 
 
 async def _nothing() -> None:
