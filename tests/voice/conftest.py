@@ -162,3 +162,11 @@ def rav4_store() -> StateStore:
     )
     pipeline.feed_all(read_log(DATA / "can" / "rav4_highway_60s.log"))
     return pipeline.store
+
+
+@pytest.fixture(scope="session")
+def assistant(ko_assistant_factory: Callable[..., VoiceAssistant]) -> VoiceAssistant:
+    """An assistant for the test home (ENTITIES, AREAS), shared by the recognition tests."""
+    made = ko_assistant_factory()
+    made.set_vocabulary_blocking(list(ENTITIES), list(AREAS))
+    return made

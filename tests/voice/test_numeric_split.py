@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
-import pytest
-
 from vehicle_agent.voice.assistant import OutcomeKind, VoiceAssistant
 from vehicle_agent.voice.matcher import Phrase
 from vehicle_agent.voice.numeric_split import family_key, split_numeric
 
-from .conftest import AREAS, ENTITIES, synth
+from .conftest import synth
 
 
 def test_family_key_masks_numeric_slots_only() -> None:
@@ -45,13 +41,6 @@ def test_split_keeps_the_median_value_in_every_wording_and_small_families_whole(
         "온도 20": "HassClimateSetTemperature(temperature=20)",
         "온도 21": "HassClimateSetTemperature(temperature=21)",
     }
-
-
-@pytest.fixture(scope="module")
-def assistant(ko_assistant_factory: Callable[..., VoiceAssistant]) -> VoiceAssistant:
-    made = ko_assistant_factory()
-    made.set_vocabulary_blocking(list(ENTITIES), list(AREAS))
-    return made
 
 
 def test_first_pass_of_the_test_home_is_small(assistant: VoiceAssistant) -> None:

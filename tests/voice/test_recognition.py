@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import pytest
 
 from vehicle_agent.voice.assistant import OutcomeKind, VoiceAssistant
 from vehicle_agent.voice.model import VoiceModel
 from vehicle_agent.voice.wake import WakeDetector
 
-from .conftest import AREAS, ENTITIES, add_noise, sox_noise, synth
+from .conftest import add_noise, sox_noise, synth
 
 # (sentence, expected intent key), each recognised with espeak-ng's ko+f3 voice
 # (the test audio is deterministic: conftest.synth fixes sox's dither seed). How
@@ -35,13 +33,6 @@ OUT_OF_GRAMMAR = [
     "뉴스 들려줘",
     "볼륨 높여줘",
 ]
-
-
-@pytest.fixture(scope="module")
-def assistant(ko_assistant_factory: Callable[..., VoiceAssistant]) -> VoiceAssistant:
-    made = ko_assistant_factory()
-    made.set_vocabulary_blocking(list(ENTITIES), list(AREAS))
-    return made
 
 
 def test_model_has_no_unk_and_knows_korean(ko_model: VoiceModel) -> None:
