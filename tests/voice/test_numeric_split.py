@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from vehicle_agent.voice.assistant import OutcomeKind, VoiceAssistant
-from vehicle_agent.voice.matcher import Phrase
-from vehicle_agent.voice.numeric_split import family_key, split_numeric
+from vehicle_agent.voice.matcher import MatchConfig, Phrase, PhraseMatcher
+from vehicle_agent.voice.numeric_split import family_key, split_numeric, value_rule
 
 from .conftest import synth
 
@@ -68,3 +68,16 @@ async def test_numeric_family_without_audio_for_the_value_pass_is_refused(
     outcome = await assistant.end(b"", speak=False)  # the caller kept no copy of the audio
     assert outcome.kind is OutcomeKind.REJECTED
     assert outcome.match is not None and outcome.match.reason == "no audio for the value pass"
+
+
+def test_value_pass_needs_two_passes_and_never_waives_the_margin() -> None:
+    # Four passes all near "밝기 10" but with little support margin over "밝기 90":
+    # the first pass would take that as unanimous; the value pass must not.
+    phrases = [_p("밝기 십", "V(v=10)"), _p("밝기 구십", "V(v=90)")]
+    passes = [[("밝기 십", 0.0), ("밝기 구십", 0.0)]] * 4
+    first_rule = MatchConfig()
+    assert PhraseMatcher(phrases, first_rule).match(passes).unanimous
+    verdict = PhraseMatcher(phrases, value_rule(first_rule)).match(passes)
+    assert not verdict.accepted and "margin" in verdict.reason
+    # And at least two passes must pick the value themselves (MatchConfig.min_agree).
+    assert value_rule(first_rule).min_agree == 2
