@@ -12,8 +12,9 @@ which finds the value.
 
 benchmarks/voice.py, before -> after: right command ranked first 66.7% ->
 70.8%; command accuracy 48.2% -> 49.4%; p95 end-of-speech -> intent 138 ->
-647 ms (the second pass decodes the utterance again). The first pass also
-stays small when a home has many dimmable lights.
+692 ms (the second pass decodes the utterance again); wrong home actions
+1 -> 0 of 192 (with :func:`value_rule`). The first pass also stays small when a
+home has many dimmable lights.
 """
 
 from __future__ import annotations
