@@ -113,7 +113,8 @@ class Journal:
             return
         record = {"t": self._clock(), "kind": kind, **fields}
         try:
-            self._fh.write(json.dumps(record, default=str) + "\n")
+            # Readable as is: a Korean reply stays "네?", not "\ub124?".
+            self._fh.write(json.dumps(record, ensure_ascii=False, default=str) + "\n")
         except OSError as exc:
             _LOGGER.error("cannot write the journal: %s", exc)
 
