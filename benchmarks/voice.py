@@ -25,7 +25,6 @@ import asyncio
 import dataclasses
 import itertools
 import json
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -35,6 +34,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from tests.voice.conftest import sox_noise
 from tests.voice.conftest import synth as synth_pcm
 from vehicle_agent.voice.assistant import OutcomeKind, VoiceAssistant, VoiceConfig
 from vehicle_agent.voice.audio import FRAME_SAMPLES, SAMPLE_RATE, split_frames
@@ -88,36 +88,11 @@ def synth(text: str, voice: str, speed: int, pitch: int) -> np.ndarray:
 def car_noise(seconds: float) -> np.ndarray:
     """sox brown noise low-passed at 800 Hz (road and engine rumble), unit RMS.
 
-    sox runs in repeatable mode (-R, fixed seed) so two runs of the benchmark
-    hear the same noise and their figures differ only by the code under test.
+    The tests' noise generator runs sox in repeatable mode (-R, fixed seed), so
+    two runs of the benchmark hear the same noise and their figures differ only
+    by the code under test.
     """
-    raw = subprocess.run(
-        [
-            "sox",
-            "-R",
-            "-n",
-            "-t",
-            "raw",
-            "-r",
-            "16000",
-            "-c",
-            "1",
-            "-b",
-            "16",
-            "-e",
-            "signed-integer",
-            "-",
-            "synth",
-            str(seconds),
-            "brownnoise",
-            "lowpass",
-            "800",
-            "vol",
-            "0.5",
-        ],
-        capture_output=True,
-        check=True,
-    ).stdout
+    raw = sox_noise(seconds, "brownnoise", 0.5, lowpass_hz=800)
     x = np.frombuffer(raw, dtype=np.int16).astype(np.float64)
     x = x - x.mean()
     return x / (np.sqrt(np.mean(x * x)) + 1e-9)

@@ -19,6 +19,8 @@ from vehicle_agent.voice.model import VoiceModel, packaged_model
 
 ROOT = Path(__file__).resolve().parents[2]
 DATA = ROOT.parent / "shared" / "data"
+# sox output arguments: raw 16 kHz mono signed 16-bit PCM on stdout.
+RAW_16K_MONO = ["-t", "raw", "-r", "16000", "-c", "1", "-b", "16", "-e", "signed-integer", "-"]
 ENTITIES = ["거실 조명", "차고 문", "에어컨"]
 AREAS = ["거실", "부엌", "침실"]
 
@@ -57,17 +59,7 @@ def synth(
             "-t",
             "wav",
             "-",
-            "-t",
-            "raw",
-            "-r",
-            "16000",
-            "-c",
-            "1",
-            "-b",
-            "16",
-            "-e",
-            "signed-integer",
-            "-",
+            *RAW_16K_MONO,
         ],
         input=wav,
         capture_output=True,
@@ -78,31 +70,17 @@ def synth(
     return pad(lead_s) + raw + pad(tail_s)
 
 
-def sox_noise(seconds: float, kind: str = "brownnoise", gain: float = 0.3) -> bytes:
-    """Noise from sox (car-like rumble by default) as 16 kHz mono int16 PCM."""
+def sox_noise(
+    seconds: float, kind: str = "brownnoise", gain: float = 0.3, *, lowpass_hz: int | None = None
+) -> bytes:
+    """Noise from sox (car-like rumble by default) as 16 kHz mono int16 PCM.
+
+    sox runs with -R (fixed seed): every run hears the same noise.
+    """
+    lowpass = ["lowpass", str(lowpass_hz)] if lowpass_hz is not None else []
+    effects = ["synth", str(seconds), kind, *lowpass, "vol", str(gain)]
     return subprocess.run(
-        [
-            _need("sox"),
-            # -R: repeatable (fixed seed), so a noise test hears the same noise each run.
-            "-R",
-            "-n",
-            "-t",
-            "raw",
-            "-r",
-            "16000",
-            "-c",
-            "1",
-            "-b",
-            "16",
-            "-e",
-            "signed-integer",
-            "-",
-            "synth",
-            str(seconds),
-            kind,
-            "vol",
-            str(gain),
-        ],
+        [_need("sox"), "-R", "-n", *RAW_16K_MONO, *effects],
         capture_output=True,
         check=True,
         timeout=30,
