@@ -11,12 +11,14 @@ import asyncio
 import contextlib
 import datetime as dt
 import ssl
+import subprocess
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import orjson
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -369,3 +371,13 @@ class FaultProxy:
                 self._pairs.discard(pair)
                 for w in pair:
                     w.transport.abort()
+
+
+async def next_json(proc: subprocess.Popen[str], limit_s: float = 20) -> dict[str, Any]:
+    """The next JSON line a `carhub-bridge serve` subprocess prints (bounded wait)."""
+    assert proc.stdout is not None
+    line = await asyncio.wait_for(asyncio.to_thread(proc.stdout.readline), limit_s)
+    assert line, f"serve ended early (exit {proc.poll()})"
+    obj = orjson.loads(line)
+    assert isinstance(obj, dict)
+    return obj

@@ -8,26 +8,15 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
-import orjson
 import pytest
 
 from bridge.commands.serve import parse_command
 from bridge.pki import HomeCA
 from bridge.protocol import MessageType
-from tests.bridge.link_testing import CarInbox, make_car, pair_car, wait_for
+from tests.bridge.link_testing import CarInbox, make_car, next_json, pair_car, wait_for
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-async def _next_json(proc: subprocess.Popen[str], limit_s: float = 20) -> dict[str, Any]:
-    assert proc.stdout is not None
-    line = await asyncio.wait_for(asyncio.to_thread(proc.stdout.readline), limit_s)
-    assert line, f"serve ended early (exit {proc.poll()})"
-    obj = orjson.loads(line)
-    assert isinstance(obj, dict)
-    return obj
 
 
 def _serve_process(tmp_path: Path) -> subprocess.Popen[str]:
@@ -51,21 +40,21 @@ async def test_serve_prints_messages_and_sends_notifications(tmp_path: Path) -> 
     inbox = CarInbox()
     car = None
     try:
-        listening = await _next_json(proc)
+        listening = await next_json(proc)
         assert listening["event"] == "listening" and listening["hub_id"] == ca.hub_id
-        queued = await _next_json(proc)
+        queued = await next_json(proc)
         assert queued == {"event": "queued", "vehicle_id": "car-9", "type": "notify", "seq": 1}
         car = make_car(
             tmp_path / "car", f"wss://127.0.0.1:{listening['port']}", car_ssl, "car-9", inbox=inbox
         )
         await car.start()
-        connected = await _next_json(proc)
+        connected = await next_json(proc)
         assert connected["event"] == "connected" and connected["vehicle_id"] == "car-9"
         await car.send(
             MessageType.STATE, {"signals": {"Vehicle.Speed": {"value": 42.0, "ts": time.time()}}}
         )
         await car.send(MessageType.EVENT, {"kind": "trip_start", "ts": time.time(), "data": {}})
-        first, second = await _next_json(proc), await _next_json(proc)
+        first, second = await next_json(proc), await next_json(proc)
         assert (first["type"], first["seq"]) == ("state", 1)
         assert first["body"]["signals"]["Vehicle.Speed"]["value"] == 42.0
         assert (second["type"], second["seq"], second["vehicle_id"]) == ("event", 2, "car-9")
@@ -76,8 +65,8 @@ async def test_serve_prints_messages_and_sends_notifications(tmp_path: Path) -> 
         assert proc.stdin is not None
         proc.stdin.write("notify car-9 dinner is ready\nthis is not a command\n")
         proc.stdin.flush()
-        assert (await _next_json(proc))["event"] == "queued"
-        error = await _next_json(proc)
+        assert (await next_json(proc))["event"] == "queued"
+        error = await next_json(proc)
         assert error["event"] == "error" and "expected" in error["error"]
         await wait_for(lambda: len(inbox.messages) == 2)
         assert inbox.messages[1].body["message"] == "dinner is ready"

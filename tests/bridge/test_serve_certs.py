@@ -12,30 +12,19 @@ import time
 from pathlib import Path
 from typing import Any
 
-import orjson
-
 from bridge.client import CarLink
 from bridge.pki import CarIdentity, HomeCA
 from bridge.protocol import MessageType
 from bridge.renewal import RenewalPolicy
-from tests.bridge.link_testing import CarInbox, car_hello, wait_for
+from tests.bridge.link_testing import CarInbox, car_hello, next_json, wait_for
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-async def _next_json(proc: subprocess.Popen[str], limit_s: float = 20) -> dict[str, Any]:
-    assert proc.stdout is not None
-    line = await asyncio.wait_for(asyncio.to_thread(proc.stdout.readline), limit_s)
-    assert line, f"serve ended early (exit {proc.poll()})"
-    obj = orjson.loads(line)
-    assert isinstance(obj, dict)
-    return obj
 
 
 async def _until(proc: subprocess.Popen[str], event: str) -> dict[str, Any]:
     """Skip lines (bounded) until one with this event."""
     for _ in range(50):
-        obj = await _next_json(proc)
+        obj = await next_json(proc)
         if obj.get("event") == event:
             return obj
     raise AssertionError(f"no {event!r} line")
@@ -72,7 +61,7 @@ async def test_serve_prints_renewal_and_applies_cli_revocation_on_sighup(tmp_pat
     )  # fmt: skip
     car = None
     try:
-        listening = await _next_json(proc)
+        listening = await next_json(proc)
         assert listening["event"] == "listening"
         car = CarLink(
             home_dir=home,
