@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from vehicle_agent.voice.matcher import AcceptRule, MatchConfig, Phrase, PhraseMatcher, sound_units
+from vehicle_agent.voice.matcher import AcceptRule, MatchConfig, Phrase, PhraseMatcher
 
 PHRASES = [
     Phrase(spoken="지금 속도 알려줘", text="지금 속도 알려줘", key="CarSpeed()"),
@@ -18,9 +18,16 @@ PHRASES = [
 ]
 
 
-def test_sound_units_split_hangul_into_jamo_and_ignore_spaces() -> None:
-    assert sound_units("강 a") == ["ᄀ", "ᅡ", "ᆼ", "a"]
-    assert sound_units("꺼 줘") == sound_units("꺼줘")
+def test_a_near_sound_costs_less_than_a_different_one() -> None:
+    # "도" for "고" (the model's usual slip on espeak's "차고") is nearer than "노".
+    m = PhraseMatcher(
+        [Phrase(spoken="고", text="고", key="A"), Phrase(spoken="구", text="구", key="B")]
+    )
+    assert m.distances("도")[0] < m.distances("노")[0] < 1.0
+    # A sound no phrase contains ("ㅋ") still counts as near its plain partner.
+    assert m.distances("코")[0] < m.distances("노")[0]
+    # ...and characters from outside Hangul just cost one edit.
+    assert m.distances("x")[0] == 1.0
 
 
 def test_distances_are_edits_per_phrase_unit() -> None:

@@ -4,8 +4,9 @@ vosk turns a phrase list into a bigram language model, so its best path often
 glues pieces of different phrases together, and a model without ``[unk]``
 forces any speech onto some words. Instead of trusting the top string we
 compare every n-best hypothesis of every decoding pass with every grammar
-phrase by edit distance over sound units (Hangul jamo for Korean, letters
-otherwise).
+phrase by edit distance over sound units (Korean as pronounced, with cheaper
+swaps between sounds the model confuses: see :mod:`vehicle_agent.voice.sound_units`;
+letters otherwise).
 
 Two numbers per meaning (phrase key) come out of that:
 
@@ -35,26 +36,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import numpy.typing as npt
 
-_HANGUL_BASE = 0xAC00
-_HANGUL_COUNT = 11172
-
-
-def sound_units(text: str) -> list[str]:
-    """Text as a list of sound-ish units: Hangul syllables split into jamo, other
-    characters lower-cased; spaces dropped (word boundaries are not audible)."""
-    units: list[str] = []
-    for ch in text:
-        if ch.isspace():
-            continue
-        offset = ord(ch) - _HANGUL_BASE
-        if 0 <= offset < _HANGUL_COUNT:
-            units.append(chr(0x1100 + offset // 588))
-            units.append(chr(0x1161 + (offset % 588) // 28))
-            if offset % 28:
-                units.append(chr(0x11A7 + offset % 28))
-        else:
-            units.append(ch.lower())
-    return units
+from vehicle_agent.voice.sound_units import HANGUL_UNITS, sound_units, substitution_cost
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -91,8 +73,8 @@ class MatchConfig:
     """Decision thresholds (from the benchmark sweep; see benchmarks/results/voice.json)."""
 
     n_best: int = 5
-    question: AcceptRule = AcceptRule(max_distance=0.7, min_support=0.1, min_margin=0.03)
-    action: AcceptRule = AcceptRule(max_distance=0.35, min_support=0.15, min_margin=0.2)
+    question: AcceptRule = AcceptRule(max_distance=0.5, min_support=0.05, min_margin=0.05)
+    action: AcceptRule = AcceptRule(max_distance=0.35, min_support=0.2, min_margin=0.1)
     action_intents: tuple[str, ...] = ACTION_INTENTS
     confidence_temperature: float = 1.0  # softmax temperature over vosk's alternative scores
     support_distance: float = 0.5  # a hypothesis this far from a phrase supports it no more
@@ -134,13 +116,22 @@ class PhraseMatcher:
             raise ValueError("no phrases to match")
         self.phrases = list(phrases)
         self.config = config or MatchConfig()
-        self._alphabet: dict[str, int] = {}
+        # Every Hangul sound has a code from the start: a hypothesis may contain
+        # sounds no phrase has, and those still cost less against their near ones.
+        self._alphabet: dict[str, int] = {u: i for i, u in enumerate(HANGUL_UNITS)}
         encoded = [self._encode(sound_units(p.spoken)) for p in self.phrases]
         self._lengths = np.array([max(len(e), 1) for e in encoded], dtype=np.int32)
         width = int(self._lengths.max())
-        self._codes = np.full((len(encoded), width), -1, dtype=np.int32)
+        unknown = len(self._alphabet)  # padding, and hypothesis sounds outside the alphabet
+        self._codes = np.full((len(encoded), width), unknown, dtype=np.int32)
         for i, e in enumerate(encoded):
             self._codes[i, : len(e)] = e
+        units = list(self._alphabet)
+        self._cost = np.ones((unknown + 1, unknown + 1), dtype=np.float64)
+        for i, a in enumerate(units):
+            for j, b in enumerate(units):
+                self._cost[i, j] = substitution_cost(a, b)
+        self._unknown = unknown
         self._keys = [p.key for p in self.phrases]
         self._cache: dict[str, npt.NDArray[np.float64]] = {}
 
@@ -150,7 +141,7 @@ class PhraseMatcher:
             code = self._alphabet.get(u)
             if code is None:
                 if not grow:
-                    code = -2  # matches nothing in any phrase
+                    code = self._unknown  # costs 1 against every phrase sound
                 else:
                     code = self._alphabet[u] = len(self._alphabet)
             out.append(code)
@@ -166,7 +157,7 @@ class PhraseMatcher:
         cols = np.arange(width + 1, dtype=np.float64)
         row = np.tile(cols, (n_phrases, 1))  # distance of "" to each phrase prefix
         for i, code in enumerate(hyp, 1):
-            sub = row[:, :-1] + (self._codes != code)
+            sub = row[:, :-1] + self._cost[self._codes, code]
             dele = row[:, 1:] + 1.0
             best = np.minimum(sub, dele)
             new = np.empty_like(row)
