@@ -25,7 +25,12 @@ open/close, set) need more support and a wider support margin over the best
 different meaning than QUESTIONS (car questions, home state questions), since
 a wrong answer is harmless and a wrong action is not. Everything else is
 "sorry, I did not catch that". The thresholds come from the sweep in
-benchmarks/voice.py (tuned on one voice, checked on the other two).
+benchmarks/voice.py over all its rows (it also reports them tuned on one voice
+and checked on the other two). Of the rules that accept none of the 24
+out-of-grammar utterances, the action rule is the one the sweep picked (its
+margin 0.15 refuses a "켜" heard as "꺼" that 0.10 let through); the question
+rule keeps a small margin (0.03) where the sweep allowed none, at 1 point of
+accuracy on that run.
 """
 
 from __future__ import annotations
@@ -73,8 +78,8 @@ class MatchConfig:
     """Decision thresholds (from the benchmark sweep; see benchmarks/results/voice.json)."""
 
     n_best: int = 5
-    question: AcceptRule = AcceptRule(max_distance=0.5, min_support=0.05, min_margin=0.05)
-    action: AcceptRule = AcceptRule(max_distance=0.35, min_support=0.2, min_margin=0.1)
+    question: AcceptRule = AcceptRule(max_distance=0.55, min_support=0.1, min_margin=0.03)
+    action: AcceptRule = AcceptRule(max_distance=0.35, min_support=0.2, min_margin=0.15)
     action_intents: tuple[str, ...] = ACTION_INTENTS
     confidence_temperature: float = 1.0  # softmax temperature over vosk's alternative scores
     support_distance: float = 0.5  # a hypothesis this far from a phrase supports it no more
