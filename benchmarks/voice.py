@@ -18,8 +18,9 @@ on; reported apart ("held_out_voices") and left out of the threshold sweep.
 
 Baselines measured in the same run on the same audio: (a) one vosk recognizer
 with the phrase list as grammar, top result taken as is (it must equal a
-phrase); (b) free-form vosk (no grammar) + the nearest phrase by jamo edit
-distance. Writes benchmarks/results/voice.json.
+phrase); (b) free-form vosk (no grammar) + the nearest phrase by the matcher's
+edit distance (the key keeps its old name, freeform_nearest_jamo, though the
+distance is now over pronounced sound units). Writes benchmarks/results/voice.json.
 """
 
 from __future__ import annotations

@@ -88,7 +88,8 @@ class MatchConfig:
     min_agree: int = 0
     min_distance_margin: float = 0.0
     # A near-exact phrase that every pass chose needs no margin (support or distance):
-    # "켜" and "꺼" differ by one jamo, so "turn on" and "turn off" always share support.
+    # "켜" and "꺼" differ by one near sound (ㅋ/ㄲ), so "turn on" and "turn off"
+    # always share support.
     sure_distance: float = 0.15
 
     def rule_for(self, key: str) -> AcceptRule:
