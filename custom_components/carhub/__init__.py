@@ -138,4 +138,6 @@ def _remove_stale_devices(hass: HomeAssistant, entry: CarHubConfigEntry, keep: s
     dev_reg = dr.async_get(hass)
     for device in dr.async_entries_for_config_entry(dev_reg, entry.entry_id):
         if device.id != keep:
-            dev_reg.async_update_device(device.id, remove_config_entry_id=entry.entry_id)
+            # The stale device is this entry's alone; removing it outright also
+            # avoids remove_config_entry_id, deprecated since 2026.x.
+            dev_reg.async_remove_device(device.id)

@@ -33,9 +33,6 @@ from typing import Any
 from homeassistant.components.conversation import (
     DOMAIN as CONVERSATION_DOMAIN,
 )
-from homeassistant.components.conversation import (
-    ConversationInput,
-)
 from homeassistant.components.conversation.agent_manager import async_get_agent
 from homeassistant.components.conversation.const import HOME_ASSISTANT_AGENT
 from homeassistant.components.conversation.default_agent import DefaultAgent
@@ -46,6 +43,7 @@ from homeassistant.helpers import device_registry as dr
 from homeassistant.helpers import entity_registry as er
 from homeassistant.helpers import intent
 
+from .compat import conversation_input
 from .const import (
     CONF_ALLOWED_AREAS,
     CONF_ALLOWED_DOMAINS,
@@ -232,7 +230,7 @@ async def async_check_request(
         # Cannot happen in a working Home Assistant; without the recognizer
         # nothing can be checked.
         return CheckResult(verdict=Verdict.UNCHECKED)
-    user_input = ConversationInput(
+    user_input = conversation_input(
         text=text,
         context=context,
         conversation_id=None,

@@ -22,6 +22,7 @@ from homeassistant.helpers import device_registry as dr
 from bridge.errors import BridgeError
 from bridge.protocol import MessageType
 
+from .compat import device_config_entry_ids
 from .const import COMMAND_TTL, DOMAIN, NOTIFY_DEFAULT_TTL
 from .models import CarHubConfigEntry
 
@@ -60,7 +61,7 @@ def _entry_for_device(hass: HomeAssistant, device_id: str) -> CarHubConfigEntry:
             translation_key="invalid_device",
             translation_placeholders={"device_id": device_id},
         )
-    for entry_id in device.config_entries:
+    for entry_id in sorted(device_config_entry_ids(device)):
         entry = hass.config_entries.async_get_entry(entry_id)
         if entry is None or entry.domain != DOMAIN:
             continue

@@ -40,11 +40,13 @@ def async_build_vocabulary(hass: HomeAssistant) -> dict[str, Any]:
             continue
         names.add(state.name)
         if (entry := ent_reg.async_get(state.entity_id)) is not None:
-            names.update(alias for alias in entry.aliases if alias)
+            # Since 2026.3 aliases may hold a COMPUTED_NAME marker standing
+            # for the entity's own name, which state.name already gives.
+            names.update(alias for alias in entry.aliases if isinstance(alias, str) and alias)
     areas: set[str] = set()
     for area in ar.async_get(hass).async_list_areas():
         areas.add(area.name)
-        areas.update(alias for alias in area.aliases if alias)
+        areas.update(alias for alias in area.aliases if isinstance(alias, str) and alias)
     return {
         "language": hass.config.language,
         "entities": sorted(name for name in names if name),

@@ -18,10 +18,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from homeassistant.components import conversation
-from homeassistant.components.conversation.const import (
-    HOME_ASSISTANT_AGENT,
-    OLD_HOME_ASSISTANT_AGENT,
-)
+from homeassistant.components.conversation.const import HOME_ASSISTANT_AGENT
 from homeassistant.core import Context, HomeAssistant
 from homeassistant.exceptions import HomeAssistantError
 from homeassistant.helpers import intent, translation
@@ -29,6 +26,7 @@ from homeassistant.helpers import intent, translation
 from bridge.errors import BridgeError
 from bridge.protocol import MessageType
 
+from .compat import LEGACY_HOME_ASSISTANT_AGENT, resolve_agent_id
 from .const import CONF_AGENT_ID, DEFAULT_AGENT_ID, DOMAIN, LOGGER
 from .restrictions import TargetPolicy, Verdict, async_check_request
 
@@ -48,7 +46,7 @@ FALLBACK_MESSAGES = {
     "voice_unavailable": "Sorry, this car can't use the home right now.",
     "voice_not_found": "Sorry, I couldn't find {target}, so I did nothing.",
 }
-BUILTIN_AGENT_IDS = frozenset({HOME_ASSISTANT_AGENT, OLD_HOME_ASSISTANT_AGENT})
+BUILTIN_AGENT_IDS = frozenset({HOME_ASSISTANT_AGENT, LEGACY_HOME_ASSISTANT_AGENT})
 
 
 async def async_message(hass: HomeAssistant, language: str, key: str, **placeholders: str) -> str:
@@ -126,7 +124,7 @@ async def async_process_voice_request(
         None,
         context,
         language=language,
-        agent_id=agent_id,
+        agent_id=resolve_agent_id(agent_id),
         device_id=coordinator.device_id,
     )
     response = result.response

@@ -11,6 +11,7 @@ from unittest.mock import PropertyMock, patch
 import pytest
 from homeassistant.const import CONF_HOST, CONF_PORT
 from homeassistant.core import HomeAssistant
+from homeassistant.helpers import device_registry as dr
 from homeassistant.setup import async_setup_component
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 from pytest_homeassistant_custom_component.syrupy import HomeAssistantSnapshotExtension
@@ -211,6 +212,20 @@ async def unload_all(hass: HomeAssistant) -> None:
     await hass.async_block_till_done()
     assert DATA_HUB not in hass.data
     hass.data.pop(DATA_CA, None)
+
+
+def car_device_entry(hass: HomeAssistant, vehicle_id: str = VEHICLE_ID) -> dr.DeviceEntry:
+    """The car's device, found through its config entry.
+
+    Works on every supported release: ``async_get_device`` is deprecated
+    since 2026.x and ``async_get_device_by_identifier`` is not in 2025.4.
+    """
+    dev_reg = dr.async_get(hass)
+    for entry in hass.config_entries.async_entries(DOMAIN):
+        for device in dr.async_entries_for_config_entry(dev_reg, entry.entry_id):
+            if (DOMAIN, vehicle_id) in device.identifiers:
+                return device
+    raise AssertionError(f"no device for car {vehicle_id}")
 
 
 def hub(hass: HomeAssistant) -> CarHub:

@@ -7,7 +7,6 @@ import time
 from homeassistant.components import automation
 from homeassistant.components.device_automation import DeviceAutomationType
 from homeassistant.core import HomeAssistant, ServiceCall
-from homeassistant.helpers import device_registry as dr
 from homeassistant.setup import async_setup_component
 from pytest_homeassistant_custom_component.common import (
     MockConfigEntry,
@@ -18,12 +17,12 @@ from pytest_homeassistant_custom_component.common import (
 from bridge.protocol import MessageType
 from custom_components.carhub.const import DOMAIN, VEHICLE_EVENT_TYPES
 
-from .conftest import PEER, VEHICLE_ID, hub, message
+from .conftest import PEER, car_device_entry, hub, message
 
 
 async def test_get_triggers(hass: HomeAssistant, init_integration: MockConfigEntry) -> None:
     """Every car offers a trigger per event type."""
-    device = dr.async_get(hass).async_get_device(identifiers={(DOMAIN, VEHICLE_ID)})
+    device = car_device_entry(hass)
     triggers = await async_get_device_automations(hass, DeviceAutomationType.TRIGGER, device.id)
     ours = {t["type"] for t in triggers if t["domain"] == DOMAIN}
     assert ours == set(VEHICLE_EVENT_TYPES)
@@ -31,7 +30,7 @@ async def test_get_triggers(hass: HomeAssistant, init_integration: MockConfigEnt
 
 async def test_trigger_fires(hass: HomeAssistant, init_integration: MockConfigEntry) -> None:
     """An automation on dtc_appeared runs when the car reports a new trouble code."""
-    device = dr.async_get(hass).async_get_device(identifiers={(DOMAIN, VEHICLE_ID)})
+    device = car_device_entry(hass)
     calls: list[ServiceCall] = async_mock_service(hass, "test", "automation")
     assert await async_setup_component(
         hass,

@@ -38,6 +38,7 @@ from .conftest import (
     PEER,
     VEHICLE_ID,
     VIN,
+    car_device_entry,
     connect_car,
     entry_data,
     hello,
@@ -173,7 +174,7 @@ async def test_stale_devices_removed(
     await hass.config_entries.async_setup(mock_config_entry.entry_id)
     await hass.async_block_till_done()
     assert dev_reg.async_get(stale.id) is None
-    car = dev_reg.async_get_device(identifiers={(DOMAIN, VEHICLE_ID)})
+    car = car_device_entry(hass)
     assert car is not None
     assert car.serial_number == VIN
     assert car.manufacturer == "Volkswagen"
@@ -184,7 +185,7 @@ async def test_hello_updates_device(hass: HomeAssistant, init_integration: MockC
     """The car's hello updates the device (agent version, model) and the entry."""
     await hub(hass).on_connect(PEER, hello(model="Golf GTI"))
     await hass.async_block_till_done()
-    car = dr.async_get(hass).async_get_device(identifiers={(DOMAIN, VEHICLE_ID)})
+    car = car_device_entry(hass)
     assert car.sw_version == "0.2.0"
     assert car.model == "Golf GTI"
     assert init_integration.data["model"] == "Golf GTI"
@@ -395,7 +396,7 @@ async def test_manual_device_removal(
 ) -> None:
     """The car's own device cannot be deleted by hand; a stale one can."""
     dev_reg = dr.async_get(hass)
-    car = dev_reg.async_get_device(identifiers={(DOMAIN, VEHICLE_ID)})
+    car = car_device_entry(hass)
     stale = dev_reg.async_get_or_create(
         config_entry_id=init_integration.entry_id, identifiers={(DOMAIN, "old-id")}
     )

@@ -20,7 +20,6 @@ from homeassistant.config_entries import SOURCE_USER
 from homeassistant.const import CONF_HOST, CONF_PORT, STATE_OFF, STATE_ON
 from homeassistant.core import HomeAssistant
 from homeassistant.data_entry_flow import FlowResultType
-from homeassistant.helpers import device_registry as dr
 from pytest_homeassistant_custom_component.common import (
     MockConfigEntry,
     async_capture_events,
@@ -38,6 +37,7 @@ from custom_components.carhub.hub import storage_dir
 from .conftest import (
     SIGNALS,
     SNAPSHOT_VALUES,
+    car_device_entry,
     entry_data,
     hub,
     issue_car_certificate,
@@ -180,7 +180,7 @@ async def test_real_car_over_mtls(
         assert [c.data["entity_id"] for c in lights_on] == [["light.porch"]]
 
         # An action from Home Assistant reaches the car.
-        device = dr.async_get(hass).async_get_device(identifiers={(DOMAIN, VEHICLE.vehicle_id)})
+        device = car_device_entry(hass, VEHICLE.vehicle_id)
         await hass.services.async_call(
             DOMAIN,
             "notify_vehicle",

@@ -18,7 +18,7 @@ from bridge.protocol import MessageType
 from custom_components.carhub.const import DOMAIN
 from custom_components.carhub.hub import CarHub, storage_dir
 
-from .conftest import VEHICLE_ID
+from .conftest import VEHICLE_ID, car_device_entry
 
 
 @pytest.fixture
@@ -30,7 +30,7 @@ def sent() -> Generator[AsyncMock]:
 
 def car_device(hass: HomeAssistant) -> str:
     """The car's device id."""
-    device = dr.async_get(hass).async_get_device(identifiers={(DOMAIN, VEHICLE_ID)})
+    device = car_device_entry(hass)
     assert device is not None
     return device.id
 

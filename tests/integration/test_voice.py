@@ -27,7 +27,7 @@ from custom_components.carhub.const import (
 from custom_components.carhub.hub import CarHub
 from custom_components.carhub.restrictions import CheckResult, Verdict
 
-from .conftest import PEER, VEHICLE_ID, hub, message
+from .conftest import PEER, car_device_entry, hub, message
 
 
 @pytest.fixture
@@ -328,7 +328,7 @@ def _area_id(hass: HomeAssistant, name: str) -> str:
 
 
 def _put_car_in(hass: HomeAssistant, area_id: str | None) -> None:
-    device = dr.async_get(hass).async_get_device(identifiers={("carhub", VEHICLE_ID)})
+    device = car_device_entry(hass)
     assert device is not None
     dr.async_get(hass).async_update_device(device.id, area_id=area_id)
 
