@@ -11,6 +11,7 @@ import asyncio
 import sys
 from pathlib import Path
 
+from demo.ha_runtime import RELEASE_ENV, HARelease
 from demo.paths import DEFAULT_WORK_DIR
 from demo.story import DemoOptions, DemoStory, install_signal_handlers
 
@@ -45,6 +46,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--port", type=int, default=None, help="Home Assistant HTTP port (default: free)"
+    )
+    parser.add_argument(
+        "--ha",
+        choices=[r.value for r in HARelease],
+        default=None,
+        help="which Home Assistant runs: newest (2026.10, Python 3.14 in a Debian root that "
+        "scripts/newest_ha.sh builds on first use; the default) or oldest supported (2025.4, "
+        f"the project's venv); default from ${RELEASE_ENV}, else newest",
     )
     parser.add_argument(
         "--english-model",
@@ -100,6 +109,7 @@ def main(argv: list[str] | None = None) -> int:
         zeroconf=zeroconf,
         loopback_only=args.check and not zeroconf,
         ha_port=args.port,
+        ha_release=HARelease(args.ha) if args.ha else HARelease.from_env(HARelease.NEWEST),
         table_seconds=args.table_seconds,
         report=args.report,
     )

@@ -20,9 +20,11 @@ from typing import Any
 
 import aiohttp
 
+from demo import ha_runtime
 from demo.ha_client import HAClient, HAError, HAWebSocket
-from demo.ha_config import AREAS, DEMO_ENTITIES, missing_requirements, write_config_dir
-from demo.paths import INTEGRATION_SRC, free_port, venv_bin
+from demo.ha_config import AREAS, DEMO_ENTITIES, write_config_dir
+from demo.ha_runtime import HARelease
+from demo.paths import INTEGRATION_SRC, free_port
 from demo.procs import ManagedProcess
 
 USERNAME = "demo"
@@ -56,6 +58,7 @@ class HAInstance:
         zeroconf: bool = True,
         integration_src: Path = INTEGRATION_SRC,
         say: Callable[[str], None] = print,
+        release: HARelease = HARelease.NEWEST,
     ) -> None:
         """Describe the instance; :meth:`prepare` writes the configuration."""
         self.config_dir = config_dir.resolve()
@@ -64,17 +67,19 @@ class HAInstance:
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self._say = say
+        self.release = release
         self.process = ManagedProcess(
             "hass",
-            [
-                venv_bin("hass"),
+            ha_runtime.command(
+                release,
+                "hass",
                 "-c",
                 self.config_dir,
                 # Requirements are checked by prepare() before start; Home
                 # Assistant must never pip-install into the project's venv.
                 "--skip-pip",
                 "--log-no-color",
-            ],
+            ),
             log_path=self.config_dir / "hass-console.log",
         )
         self.credentials: Credentials | None = None
@@ -86,18 +91,23 @@ class HAInstance:
 
     def prepare(self) -> None:
         """Write a fresh config dir with the integration installed; check requirements."""
+        ha_runtime.check_visible(self.release, self.config_dir)
         write_config_dir(
             self.config_dir,
             port=self.port,
             zeroconf=self._zeroconf,
             integration_src=self._integration_src,
         )
-        missing = missing_requirements(self.config_dir)
+        missing = ha_runtime.missing_requirements(self.release, self.config_dir)
         if missing:
+            where = (
+                "the venv (install them with .venv/bin/pip)"
+                if self.release is HARelease.OLDEST
+                else "the newest Home Assistant's venv (add the integration to INTEGRATIONS "
+                "in scripts/newest_ha.sh)"
+            )
             raise HAStartError(
-                "the venv lacks requirements of integrations the demo loads: "
-                + ", ".join(missing)
-                + " (install these exact versions with .venv/bin/pip)"
+                f"{where} lacks requirements of integrations the demo loads: " + ", ".join(missing)
             )
 
     async def start(self, session: aiohttp.ClientSession, *, timeout_s: float = 300.0) -> None:

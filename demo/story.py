@@ -50,6 +50,7 @@ from demo.expected import decode_log
 from demo.ha_client import HAClient, HAError
 from demo.ha_config import CONFIGURED_INTEGRATIONS, DEMO_ENTITIES
 from demo.ha_instance import HAInstance
+from demo.ha_runtime import HARelease
 from demo.journal import read_journal, wait_for_entry
 from demo.output import Console, render_table
 from demo.pairing import (
@@ -83,6 +84,7 @@ class DemoOptions:
     zeroconf: bool = True
     loopback_only: bool = False
     ha_port: int | None = None
+    ha_release: HARelease = HARelease.NEWEST
     table_seconds: float | None = None  # None: until Ctrl-C
     crash_test: bool | None = None  # None: with --check only
     report: Path | None = None  # JSON file with every step's verdict
@@ -227,6 +229,7 @@ class DemoStory:
             port=self.opts.ha_port,
             zeroconf=self.opts.zeroconf,
             say=self.out.detail,
+            release=self.opts.ha_release,
         )
         self.state.ha = ha
         await asyncio.to_thread(ha.prepare)

@@ -6,7 +6,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from homeassistant.components.device_tracker import TrackerEntity
+# 2026.x deprecates the config_entry path; 2025.4 re-exports TrackerEntity
+# here without listing it in __all__, hence the ignore for mypy on 2025.4.
+from homeassistant.components.device_tracker import TrackerEntity  # type: ignore[attr-defined,unused-ignore]
 from homeassistant.components.device_tracker.const import SourceType
 from homeassistant.const import ATTR_GPS_ACCURACY, ATTR_LATITUDE, ATTR_LONGITUDE, Platform
 from homeassistant.core import HomeAssistant, callback

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import re
 import time
 from collections.abc import AsyncGenerator, Generator
 from pathlib import Path
@@ -10,12 +12,14 @@ from unittest.mock import PropertyMock, patch
 
 import pytest
 from homeassistant.const import CONF_HOST, CONF_PORT
+from homeassistant.const import __version__ as HA_VERSION
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers import device_registry as dr
 from homeassistant.setup import async_setup_component
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 from pytest_homeassistant_custom_component.syrupy import HomeAssistantSnapshotExtension
 from syrupy.assertion import SnapshotAssertion
+from syrupy.location import PyTestLocation
 
 from bridge.pki import CarIdentity, HomeCA
 from bridge.protocol import PROTOCOL_VERSION, Envelope, MessageType
@@ -93,15 +97,65 @@ SNAPSHOT_VALUES: dict[str, Any] = {
 }
 
 
+#: What Home Assistant logs when an integration uses an API it deprecated:
+#: frame.report_usage ("Detected that custom integration 'carhub' ...") and
+#: helpers.deprecation ("The deprecated alias X was used from carhub ...").
+DEPRECATION_LOG = re.compile(
+    r"(custom integration '?carhub'?.*(deprecat|will stop working|breaks in))"
+    r"|(deprecated .* (was )?used from carhub)"
+    r"|(carhub.*deprecated)",
+    re.IGNORECASE | re.DOTALL,
+)
+
+
+class _DeprecationCollector(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.found: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        message = record.getMessage()
+        if DEPRECATION_LOG.search(message):
+            self.found.append(f"{record.name}: {message}")
+
+
+@pytest.fixture(autouse=True)
+def fail_on_deprecated_api() -> Generator[None]:
+    """Fail a test in which the integration used an API Home Assistant deprecated."""
+    collector = _DeprecationCollector()
+    root = logging.getLogger()
+    root.addHandler(collector)
+    try:
+        yield
+    finally:
+        root.removeHandler(collector)
+    assert not collector.found, "deprecated Home Assistant API used:\n" + "\n".join(collector.found)
+
+
 @pytest.fixture(autouse=True)
 def auto_enable_custom_integrations(enable_custom_integrations: None) -> None:
     """Load custom_components/ in every test."""
 
 
+#: Registry snapshots differ between Home Assistant releases (new fields,
+#: aliases as lists with a computed-name marker since 2026.x), so each
+#: release series the suite runs on keeps its own: snapshots/2025.4/, ...
+SNAPSHOT_SERIES = ".".join(HA_VERSION.split(".")[:2])
+
+
+class ReleaseSnapshotExtension(HomeAssistantSnapshotExtension):
+    """Home Assistant's serializer, with one snapshot folder per release series."""
+
+    @classmethod
+    def dirname(cls, *, test_location: PyTestLocation) -> str:
+        """tests/integration/snapshots/<YEAR.MONTH of the running Home Assistant>."""
+        return str(Path(test_location.filepath).parent / "snapshots" / SNAPSHOT_SERIES)
+
+
 @pytest.fixture
 def snapshot(snapshot: SnapshotAssertion) -> SnapshotAssertion:
     """Snapshots with Home Assistant's serializer (ids and timestamps normalised)."""
-    return snapshot.use_extension(HomeAssistantSnapshotExtension)
+    return snapshot.use_extension(ReleaseSnapshotExtension)
 
 
 @pytest.fixture

@@ -14,6 +14,7 @@ from homeassistant.core import HomeAssistant
 from homeassistant.helpers import area_registry as ar
 from homeassistant.helpers import device_registry as dr
 from homeassistant.helpers import entity_registry as er
+from homeassistant.helpers import floor_registry as fr
 from homeassistant.helpers import intent
 from homeassistant.setup import async_setup_component
 from pytest_homeassistant_custom_component.common import MockConfigEntry, async_mock_service
@@ -353,6 +354,9 @@ async def test_no_target_intent_checked(
     hass.config_entries.async_update_entry(
         init_integration, options={CONF_ALLOWED_AREAS: [_area_id(hass, "Kitchen")]}
     )
+    # Since 2026.x a request without a target means the device's own area,
+    # so the car sits where the thermostat is (2025.4 picks it either way).
+    _put_car_in(hass, _area_id(hass, "Bedroom"))
     await ask(hass, "set the temperature to 25 degrees")
     assert set_temp == []
     assert replies(sent)[-1] == {
@@ -406,10 +410,16 @@ async def test_two_targets_one_refused(
     hass: HomeAssistant, init_integration: MockConfigEntry, home: dict[str, list], sent: AsyncMock
 ) -> None:
     """A sentence touching two entities is refused as a whole if one is not allowed."""
+    kitchen, bedroom = _area_id(hass, "Kitchen"), _area_id(hass, "Bedroom")
+    # A floor spans both areas: since 2026.x "all the lights" with no area or
+    # floor means the device's area only, so the floor names the two.
+    floor = fr.async_get(hass).async_create("Ground floor")
+    for area_id in (kitchen, bedroom):
+        ar.async_get(hass).async_update(area_id, floor_id=floor.floor_id)
     hass.config_entries.async_update_entry(
-        init_integration, options={CONF_ALLOWED_AREAS: [_area_id(hass, "Kitchen")]}
+        init_integration, options={CONF_ALLOWED_AREAS: [kitchen]}
     )
-    await ask(hass, "turn on all the lights")
+    await ask(hass, "turn on all the lights on the ground floor")
     assert home["light_on"] == []
     assert replies(sent)[-1]["text"] == "Sorry, Bedroom lamp can't be controlled from the car."
 
