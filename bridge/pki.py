@@ -11,9 +11,10 @@ Home side (``HomeCA``, one per home, files in ``certs/`` by default, see
 - car certificates signed from a CSR the car made (the car's private key never
   leaves the car). The CA sets the subject (CN = vehicle id) itself and copies
   nothing from the CSR but its public key;
-- a record of every issued certificate (``issued.json``) and a signed
-  revocation list (``crl.pem``), written when the CA is created and after
-  every revocation.
+- a record of the issued certificates (``issued.json``, kept by
+  ``bridge.issued``: cached for the check at every handshake, expired
+  records pruned, limits) and a signed revocation list (``crl.pem``),
+  written when the CA is created and after every revocation.
 
 ``HomeCA.server_ssl_context()`` accepts TLS 1.3 only, requires a client
 certificate from this CA and checks the CRL for the client certificate at every
