@@ -4,10 +4,11 @@ Run: ``.venv/bin/python benchmarks/ca_records.py [--connects 150] [--rounds 3]``
 Writes ``benchmarks/results/ca_records.json`` and prints a summary.
 
 Setup: two home CAs in one process, one with 10 car certificates on record
-and one with 1,000 (250 cars, each paired and renewed three times), each
-with its own hub (``HubServer``) on 127.0.0.1. One measured connect is what
-every car does: a mutual TLS 1.3 handshake (CRL checked by OpenSSL), then an
-HTTP request that the hub answers after its own revocation check
+and one with 1,000 (250 cars paired and renewed up to three times, plus the
+measured car), each with its own hub (``HubServer``) on 127.0.0.1. One
+measured connect is what every car does: a mutual TLS 1.3 handshake (CRL
+checked by OpenSSL), then an HTTP request that the hub answers after its own
+revocation check
 (``HomeCA.is_revoked``); a request without a WebSocket upgrade is answered
 400 right after that check, so nothing else is timed. The two hubs are
 measured in alternating batches so that load from other processes falls on
@@ -36,15 +37,12 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 from bridge.issued import IssuedStore
 from bridge.pki import CarIdentity, HomeCA
 from bridge.protocol import Envelope
 from bridge.server import HubServer, PeerInfo
+from tests.bridge.pki_testing import issue_many
 
 RESULTS = Path(__file__).resolve().parent / "results" / "ca_records.json"
 SIZES = (10, 1000)
@@ -63,23 +61,10 @@ class NullHandler:
         return None
 
 
-def _csr(key: ec.EllipticCurvePrivateKey) -> bytes:
-    return (
-        x509.CertificateSigningRequestBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "x")]))
-        .sign(key, hashes.SHA256())
-        .public_bytes(serialization.Encoding.PEM)
-    )
-
-
 def make_ca(directory: Path, records: int) -> tuple[HomeCA, CarIdentity]:
     """A CA with ``records`` car certificates on record; the last one is the measured car's."""
     ca = HomeCA.create(directory / "ca")
-    others = records - 1
-    cars = max(1, others // 4)
-    csrs = [_csr(ec.generate_private_key(ec.SECP256R1())) for _ in range(cars)]
-    for n in range(others):
-        ca.sign_car_csr(csrs[n % cars], vehicle_id=f"fleet-{n % cars:03d}")
+    issue_many(ca, records - 1, per_vehicle=4)
     car = CarIdentity.create(directory / "car")
     pem = ca.sign_car_csr(car.csr_pem("car-measured"), vehicle_id="car-measured")
     car.store_certificate(pem, ca.ca_cert_pem)

@@ -15,10 +15,6 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 import bridge.pki
 from bridge.errors import CertificateError
@@ -31,26 +27,9 @@ from tests.bridge.link_testing import (
     start_hub,
     tls_accepted,
 )
-from tests.bridge.pki_testing import tls_handshake
+from tests.bridge.pki_testing import csr_for_new_key, issue_many, tls_handshake
 
 OLD_CAP = 64 * 1024
-
-
-def _csr(key: ec.EllipticCurvePrivateKey) -> bytes:
-    return (
-        x509.CertificateSigningRequestBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "x")]))
-        .sign(key, hashes.SHA256())
-        .public_bytes(serialization.Encoding.PEM)
-    )
-
-
-def _issue_many(ca: HomeCA, vehicles: int, rounds: int) -> None:
-    """Pair ``vehicles`` cars and renew each ``rounds - 1`` times."""
-    csrs = [_csr(ec.generate_private_key(ec.SECP256R1())) for _ in range(vehicles)]
-    for _ in range(rounds):
-        for i, csr in enumerate(csrs):
-            ca.sign_car_csr(csr, vehicle_id=f"fleet-{i:03d}")
 
 
 def _paired(ca: HomeCA, directory: Path, vehicle_id: str, *, days: int = 365) -> CarIdentity:
@@ -70,7 +49,7 @@ async def test_a_thousand_certificates_then_connect_revoke_and_restart(tmp_path:
     # The stolen car's first certificate, superseded by a renewal issued after
     # a thousand others: revoking the car must refuse both.
     stolen_old = _paired(ca, tmp_path / "stolen-old", "car-stolen")
-    _issue_many(ca, vehicles=250, rounds=4)
+    issue_many(ca, 1000, per_vehicle=4)
     stolen = _paired(ca, tmp_path / "stolen", "car-stolen")
     keeper = _paired(ca, tmp_path / "keeper", "car-keeper")
     assert len(ca.issued_certificates()) == 1003
@@ -111,7 +90,7 @@ async def test_a_thousand_certificates_then_connect_revoke_and_restart(tmp_path:
 
 def test_a_record_past_the_old_cap_is_read_by_a_fresh_ca(tmp_path: Path) -> None:
     ca = HomeCA.create(tmp_path / "ca")
-    _issue_many(ca, vehicles=120, rounds=2)  # 240 records: the old cap broke at 212
+    issue_many(ca, 240, per_vehicle=2)  # 240 records: the old cap broke at 212
     victim = _paired(ca, tmp_path / "victim", "car-victim")
     ca.revoke("car-victim")
     fresh = HomeCA.load(tmp_path / "ca")
@@ -212,7 +191,7 @@ def test_pruning_drops_expired_records_but_keeps_revoked_ones_until_they_expire(
     assert {r.serial_number for r in ca.load_crl()} == {serial["long_rev"]}
     assert ca.is_revoked(serial["long_rev"]) and not ca.is_revoked(serial["short_rev"])
     # Signing prunes as well, and never drops the revoked certificate before it expires.
-    ca.sign_car_csr(_csr(ec.generate_private_key(ec.SECP256R1())), vehicle_id="car-new")
+    ca.sign_car_csr(csr_for_new_key(), vehicle_id="car-new")
     assert ca.is_revoked(serial["long_rev"])
 
     # Back to the real clock: the revoked certificate is still refused at the handshake.
