@@ -1,6 +1,6 @@
 """Decode throughput: the agent's CAN pipeline vs a bare cantools decode_message loop.
 
-Replays ../shared/data/can/rav4_highway_60s.log as fast as possible:
+Replays data/can/rav4_highway_60s.log as fast as possible:
 
 * pipeline_fps: read + parse the log file, decode, map to VSS, state store
   (the RAV4 profile), i.e. everything the agent does per frame;
@@ -32,13 +32,13 @@ sys.path.insert(0, str(ROOT))
 
 from vehicle_agent.can_input import read_log  # noqa: E402
 from vehicle_agent.dbc_loader import bitstruct_c_available  # noqa: E402
+from vehicle_agent.dbc_sources import BUNDLED_DBC_DIR  # noqa: E402
 from vehicle_agent.decoder import FrameDecoder  # noqa: E402
 from vehicle_agent.pipeline import CanPipeline  # noqa: E402
 from vehicle_agent.profile import load_profile, resolve_dbc_files  # noqa: E402
 
-DATA = ROOT.parent / "shared" / "data"
-LOG = DATA / "can" / "rav4_highway_60s.log"
-DBC_DIR = DATA / "dbc"
+LOG = ROOT / "data" / "can" / "rav4_highway_60s.log"
+DBC_DIR = BUNDLED_DBC_DIR
 
 
 def timed(fn):

@@ -9,7 +9,7 @@ Setup (all real processes, all on 127.0.0.1): the demo's Home Assistant
 through the config-flow REST API, and `vehicle-agent run` reading a *live*
 bus through python-can's ``socketcand`` interface. This script is that
 socketcand server: it plays the powertrain bus (can0) of
-../shared/data/can/rav4_highway_60s.log at its recorded pace, so the agent
+data/can/rav4_highway_60s.log at its recorded pace, so the agent
 decodes a real bus load, but replaces the payload of every SPEED frame with
 a speed it controls. Every ``--step-s`` (+ a random 0-0.5) seconds the speed
 jumps to a new value (far outside the deadband); the time the first frame carrying it is

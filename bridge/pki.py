@@ -11,9 +11,10 @@ Home side (``HomeCA``, one per home, files in ``certs/`` by default, see
 - car certificates signed from a CSR the car made (the car's private key never
   leaves the car). The CA sets the subject (CN = vehicle id) itself and copies
   nothing from the CSR but its public key;
-- a record of every issued certificate (``issued.json``) and a signed
-  revocation list (``crl.pem``), written when the CA is created and after
-  every revocation.
+- a record of the issued certificates (``issued.json``, kept by
+  ``bridge.issued``: cached for the check at every handshake, expired
+  records pruned, limits) and a signed revocation list (``crl.pem``),
+  written when the CA is created and after every revocation.
 
 ``HomeCA.server_ssl_context()`` accepts TLS 1.3 only, requires a client
 certificate from this CA and checks the CRL for the client certificate at every
@@ -48,7 +49,6 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import ipaddress
-import json
 import logging
 import os
 import re
@@ -56,9 +56,9 @@ import socket
 import ssl
 import threading
 import time
-from dataclasses import dataclass, replace
+from collections.abc import Iterable
+from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
@@ -73,6 +73,13 @@ except ImportError:  # pragma: no cover - not POSIX
 
 from bridge._fileio import make_private_dir, rename_atomic, write_private, write_public
 from bridge.errors import CertificateError
+from bridge.issued import (
+    MAX_RECORD_BYTES,
+    IssuedCertificate,
+    IssuedSnapshot,
+    IssuedStore,
+    prune_expired,
+)
 
 __all__ = [
     "CAR_CERT_FILE",
@@ -122,6 +129,9 @@ CRL_REFRESH_MARGIN = dt.timedelta(days=30)
 # Certificates start a little in the past: car and home clocks disagree.
 _BACKDATE = dt.timedelta(minutes=5)
 _MAX_PEM_BYTES = 64 * 1024
+# The CRL lists every revoked certificate that has not expired yet, so it is
+# bounded by the issued record, not by the size of one certificate.
+_MAX_CRL_BYTES = MAX_RECORD_BYTES
 
 _VEHICLE_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 _HOSTNAME_RE = re.compile(r"(\*\.)?[A-Za-z0-9]([A-Za-z0-9-]{0,62})(\.[A-Za-z0-9-]{1,63})*\.?")
@@ -155,14 +165,14 @@ def _spki(key: ec.EllipticCurvePublicKey) -> bytes:
     )
 
 
-def _read(path: Path, what: str) -> bytes:
+def _read(path: Path, what: str, *, max_bytes: int = _MAX_PEM_BYTES) -> bytes:
     try:
         data = path.read_bytes()
     except FileNotFoundError as err:
         raise CertificateError(f"{what} missing: {path}") from err
     except OSError as err:
         raise CertificateError(f"{what} unreadable: {path}: {err}") from err
-    if len(data) > _MAX_PEM_BYTES:
+    if len(data) > max_bytes:
         raise CertificateError(f"{what} too large: {path}")
     return data
 
@@ -236,47 +246,6 @@ def _tls13_context(purpose: int) -> ssl.SSLContext:
     ctx.verify_mode = ssl.CERT_REQUIRED
     ctx.verify_flags |= ssl.VERIFY_X509_STRICT
     return ctx
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class IssuedCertificate:
-    """One car certificate the CA issued (a row of ``issued.json``)."""
-
-    serial: int
-    vehicle_id: str
-    not_before: dt.datetime
-    not_after: dt.datetime
-    sha256: str
-    revoked_at: dt.datetime | None = None
-
-    @property
-    def serial_hex(self) -> str:
-        """The serial as lowercase hex, the form ``carhub-bridge revoke`` accepts."""
-        return format(self.serial, "x")
-
-    def to_json(self) -> dict[str, Any]:
-        """The JSON form stored in ``issued.json``."""
-        return {
-            "serial": self.serial_hex,
-            "vehicle_id": self.vehicle_id,
-            "not_before": self.not_before.isoformat(),
-            "not_after": self.not_after.isoformat(),
-            "sha256": self.sha256,
-            "revoked_at": self.revoked_at.isoformat() if self.revoked_at else None,
-        }
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> IssuedCertificate:
-        """Parse one row of ``issued.json``."""
-        revoked = data.get("revoked_at")
-        return cls(
-            serial=int(str(data["serial"]), 16),
-            vehicle_id=str(data["vehicle_id"]),
-            not_before=dt.datetime.fromisoformat(str(data["not_before"])),
-            not_after=dt.datetime.fromisoformat(str(data["not_after"])),
-            sha256=str(data["sha256"]),
-            revoked_at=dt.datetime.fromisoformat(str(revoked)) if revoked else None,
-        )
 
 
 def _parse_serial(text: str) -> int | None:
@@ -363,6 +332,7 @@ class HomeCA:
         self.ca_cert_pem: bytes = _cert_pem(cert)
         self.hub_id: str = hashlib.sha256(_spki(key.public_key())).hexdigest()[:16]
         self._lock = _CALock(directory / CA_LOCK_FILE)
+        self._issued = IssuedStore(directory / ISSUED_FILE)
 
     # -- paths --------------------------------------------------------------
     @property
@@ -590,13 +560,29 @@ class HomeCA:
         with self._lock:
             records, crl_number = self._read_issued()
             records.append(record)
-            self._write_issued(records, crl_number=crl_number)
+            self._write_issued(records, crl_number=crl_number, issuing=True)
         return _cert_pem(cert)
 
     def issued_certificates(self) -> list[IssuedCertificate]:
-        """Every car certificate this CA issued, oldest first."""
+        """Every car certificate on record (pruned ones excepted), oldest first."""
+        return list(self._issued.snapshot().records)
+
+    def prune(self) -> int:
+        """Drop records of certificates expired for a while (see ``bridge.issued``); how many.
+
+        The CRL is re-signed without them. Revoked certificates that have not
+        expired stay on record and in the CRL. Signing, revoking and starting
+        a server (``server_ssl_context``) prune too.
+        """
         with self._lock:
-            return self._read_issued()[0]
+            snap = self._issued.snapshot()
+            kept = prune_expired(snap.records, _now())
+            dropped = len(snap.records) - len(kept)
+            if dropped:
+                self._write_issued(kept, crl_number=snap.crl_number + 1)
+                self._write_crl(kept, crl_number=snap.crl_number + 1)
+                _LOGGER.info("pruned %d expired certificate record(s)", dropped)
+            return dropped
 
     def certificate_expiry(self, vehicle_id: str) -> dt.datetime | None:
         """Expiry (UTC) of the vehicle's newest unrevoked certificate, or None."""
@@ -635,13 +621,18 @@ class HomeCA:
             records = [replace(r, revoked_at=now) if r.serial in targets else r for r in records]
             # issued.json first: if we crash before the CRL is written, the
             # CRL's number lags behind and server_ssl_context() re-signs it.
-            self._write_issued(records, crl_number=crl_number + 1)
-            self._write_crl(records, crl_number=crl_number + 1)
+            written = self._write_issued(records, crl_number=crl_number + 1)
+            self._write_crl(written.records, crl_number=crl_number + 1)
             _LOGGER.info("revoked %d certificate(s) for %s", len(targets), vehicle_id_or_serial)
 
     def is_revoked(self, serial: int) -> bool:
-        """True if the certificate with this serial has been revoked."""
-        return any(r.serial == serial and r.revoked_at for r in self.issued_certificates())
+        """True if the certificate with this serial has been revoked.
+
+        Called at every handshake: one ``stat`` of ``issued.json`` and a set
+        lookup; the file is re-read only after it changed. Raises
+        ``CertificateError`` if the record cannot be read (fail closed).
+        """
+        return self._issued.snapshot().is_revoked(serial)
 
     def refresh_crl(self) -> None:
         """Re-sign the CRL with a new validity period (same revoked serials).
@@ -651,12 +642,12 @@ class HomeCA:
         """
         with self._lock:
             records, crl_number = self._read_issued()
-            self._write_issued(records, crl_number=crl_number + 1)
-            self._write_crl(records, crl_number=crl_number + 1)
+            written = self._write_issued(records, crl_number=crl_number + 1)
+            self._write_crl(written.records, crl_number=crl_number + 1)
 
     def load_crl(self) -> x509.CertificateRevocationList:
         """Read and verify ``crl.pem``; ``CertificateError`` if missing, unreadable or forged."""
-        data = _read(self.crl_path, "CRL")
+        data = _read(self.crl_path, "CRL", max_bytes=_MAX_CRL_BYTES)
         try:
             crl = x509.load_pem_x509_crl(data)
         except ValueError as err:
@@ -677,12 +668,17 @@ class HomeCA:
         is re-signed first.
         """
         with self._lock:
+            self.prune()
             crl = self.load_crl()
             _, recorded_number = self._read_issued()
+            now = _now()
             if (
                 _crl_number(crl) < recorded_number
                 or crl.next_update_utc is None
-                or crl.next_update_utc < _now() + CRL_REFRESH_MARGIN
+                or crl.next_update_utc < now + CRL_REFRESH_MARGIN
+                # Signed while the clock ran ahead: OpenSSL would refuse every car
+                # ("CRL is not yet valid") until that time.
+                or crl.last_update_utc > now + _BACKDATE
             ):
                 self.refresh_crl()
             if not self.server_cert_path.exists() or not self.server_key_path.exists():
@@ -718,24 +714,18 @@ class HomeCA:
         )
 
     def _read_issued(self) -> tuple[list[IssuedCertificate], int]:
-        if not self.issued_path.exists():
-            return [], 0
-        try:
-            data = json.loads(_read(self.issued_path, "issued.json"))
-            records = [IssuedCertificate.from_json(row) for row in data["certificates"]]
-            return records, int(data.get("crl_number", 0))
-        except (ValueError, KeyError, TypeError) as err:
-            raise CertificateError(f"{self.issued_path} is corrupt: {err}") from err
+        snap = self._issued.snapshot()
+        return list(snap.records), snap.crl_number
 
-    def _write_issued(self, records: list[IssuedCertificate], *, crl_number: int) -> None:
-        doc = {
-            "version": 1,
-            "crl_number": crl_number,
-            "certificates": [r.to_json() for r in records],
-        }
-        write_public(self.issued_path, json.dumps(doc, indent=2).encode() + b"\n")
+    def _write_issued(
+        self, records: list[IssuedCertificate], *, crl_number: int, issuing: bool = False
+    ) -> IssuedSnapshot:
+        # Every write prunes: the record holds one validity period, not the home's history.
+        return self._issued.write(
+            prune_expired(records, _now()), crl_number=crl_number, issuing=issuing
+        )
 
-    def _write_crl(self, records: list[IssuedCertificate], *, crl_number: int) -> None:
+    def _write_crl(self, records: Iterable[IssuedCertificate], *, crl_number: int) -> None:
         last_update = self._next_last_update()
         builder = (
             x509.CertificateRevocationListBuilder()
@@ -770,7 +760,11 @@ class HomeCA:
                 previous = None
         now = _now()
         deadline = time.monotonic() + 2.5
-        while previous is not None and now <= previous and time.monotonic() < deadline:
+        while (
+            previous is not None
+            and now <= previous < now + dt.timedelta(seconds=2)
+            and time.monotonic() < deadline
+        ):
             time.sleep(0.05)
             now = _now()
         return now

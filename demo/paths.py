@@ -1,4 +1,4 @@
-"""Where the demo finds the project, its venv and the shared test data."""
+"""Where the demo finds the project, its venv and its data (all inside the repository)."""
 
 from __future__ import annotations
 
@@ -6,12 +6,14 @@ import socket
 import sys
 from pathlib import Path
 
+from vehicle_agent.dbc_sources import BUNDLED_DBC_DIR
+
 #: The repository root (the directory holding ``demo/``).
 REPO_ROOT = Path(__file__).resolve().parent.parent
-#: Public data shared by the project (DBC files, the RAV4 CAN log): ``../shared``.
-SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
-DBC_DIR = SHARED_DATA / "dbc"
-CAN_LOG = SHARED_DATA / "can" / "rav4_highway_60s.log"
+#: The DBC files bundled with the agent (opendbc, MIT: see its README).
+DBC_DIR = BUNDLED_DBC_DIR
+#: The RAV4 CAN log (comma2k19, MIT: see data/README.md).
+CAN_LOG = REPO_ROOT / "data" / "can" / "rav4_highway_60s.log"
 PROFILE = REPO_ROOT / "vehicle_agent" / "profiles" / "toyota_rav4.yaml"
 GPS_TRACK = REPO_ROOT / "vehicle_agent" / "data" / "demo_track.gpx"
 INTEGRATION_SRC = REPO_ROOT / "custom_components" / "carhub"

@@ -32,7 +32,8 @@ Numbers are scaled as ``raw * scale + offset`` (after the DBC's own scaling;
 factor picked by a sibling signal), unless a ``map`` is given, which replaces
 the value (unmapped raw values are dropped unless ``default`` is set). DBC
 files are referenced by file name and resolved against ``--dbc`` files,
-``--dbc-dir`` or ``$CARHUB_DBC_DIR`` (:func:`resolve_dbc_files`).
+``--dbc-dir``, ``$CARHUB_DBC_DIR``, the DBC files bundled with the agent or an
+installed ``opendbc`` (:func:`resolve_dbc_files`).
 """
 
 from __future__ import annotations
@@ -46,6 +47,8 @@ from pathlib import Path
 from typing import Any, Literal, cast
 
 import yaml
+
+from vehicle_agent.dbc_sources import find_dbc, source_names
 
 PROFILES_DIR = Path(__file__).with_name("profiles")
 DBC_DIR_ENV = "CARHUB_DBC_DIR"
@@ -365,7 +368,9 @@ def resolve_dbc_files(
     """Map each bus of *profile* to the DBC files it names.
 
     A name is looked up among *dbc_files* (by file name), then in *dbc_dir*,
-    then in ``$CARHUB_DBC_DIR``. Raises ProfileError naming what is missing.
+    then in ``$CARHUB_DBC_DIR``, then among the bundled DBC files and in an
+    installed ``opendbc`` (:mod:`vehicle_agent.dbc_sources`). Raises
+    ProfileError naming what is missing and where it looked.
     """
     by_name = {Path(f).name: Path(f) for f in dbc_files}
     dirs = [Path(d) for d in (dbc_dir, os.environ.get(DBC_DIR_ENV)) if d]
@@ -375,10 +380,12 @@ def resolve_dbc_files(
         for name in names:
             candidates = [by_name[name]] if name in by_name else []
             candidates += [d / name for d in dirs]
-            found = next((c for c in candidates if c.is_file()), None)
+            found = next((c for c in candidates if c.is_file()), None) or find_dbc(name)
             if found is None:
-                searched = ", ".join(str(d) for d in dirs) or "nowhere (give --dbc-dir)"
-                raise ProfileError(f"DBC file {name} for bus {bus} not found; searched {searched}")
+                searched = ", ".join([*(str(d) for d in dirs), source_names()])
+                raise ProfileError(
+                    f"DBC file {name} for bus {bus} not found; searched {searched} (give --dbc-dir)"
+                )
             files.append(found)
         out[bus] = files
     return out

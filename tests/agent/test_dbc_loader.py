@@ -1,14 +1,13 @@
 """Tolerant DBC loading: every shared DBC loads, and each repair is reported."""
 
 import logging
-from pathlib import Path
 
 import pytest
 
+from tests.data_paths import DBC_DIR
 from vehicle_agent import dbc_loader
 from vehicle_agent.dbc_loader import DbcLoadError, IssueAction, load_dbc, load_dbc_string
 
-DBC_DIR = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "dbc"
 ALL_DBCS = sorted(DBC_DIR.glob("*.dbc"))
 
 

@@ -2,15 +2,13 @@
 
 import logging
 import random
-from pathlib import Path
 
 import can
 import pytest
 
+from tests.data_paths import DBC_DIR
 from vehicle_agent.dbc_loader import load_dbc, load_dbc_string
 from vehicle_agent.decoder import FrameDecoder, signal_bits
-
-DBC_DIR = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "dbc"
 
 DBC = """VERSION ""
 BS_:

@@ -1,10 +1,9 @@
 """Car profiles (YAML schema, bundled files) and the signal mapper."""
 
-from pathlib import Path
-
 import pytest
 import yaml
 
+from tests.data_paths import DBC_DIR
 from vehicle_agent.dbc_loader import load_dbc, load_dbc_string
 from vehicle_agent.decoder import DecodedFrame
 from vehicle_agent.mapper import SignalMapper, VssUpdate
@@ -18,8 +17,6 @@ from vehicle_agent.profile import (
     parse_profile,
     resolve_dbc_files,
 )
-
-DBC_DIR = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "dbc"
 
 
 def test_bundled_profiles_load_and_bind_to_their_dbcs():

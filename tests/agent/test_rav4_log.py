@@ -1,17 +1,16 @@
 """End to end on real data: the RAV4 highway log through the RAV4 profile."""
 
 from collections import defaultdict
-from pathlib import Path
 
 import pytest
 
+from tests.data_paths import CAN_LOG, DBC_DIR
 from vehicle_agent.can_input import read_log
 from vehicle_agent.pipeline import CanPipeline
 from vehicle_agent.profile import load_profile
 from vehicle_agent.vin import is_valid_vin
 
-DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
-LOG = DATA / "can" / "rav4_highway_60s.log"
+LOG = CAN_LOG
 DOORS = [
     "Vehicle.Cabin.Door.Row1.DriverSide.IsOpen",
     "Vehicle.Cabin.Door.Row1.PassengerSide.IsOpen",
@@ -22,7 +21,7 @@ DOORS = [
 
 @pytest.fixture(scope="module")
 def run():
-    pipeline = CanPipeline.from_profile(load_profile("toyota_rav4"), dbc_dir=DATA / "dbc")
+    pipeline = CanPipeline.from_profile(load_profile("toyota_rav4"), dbc_dir=DBC_DIR)
     # Every update the mapper produces, before the store thins them out.
     raw = defaultdict(list)
     decode, mapper_map, update = (

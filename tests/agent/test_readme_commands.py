@@ -20,7 +20,7 @@ from vehicle_agent.cli import build_parser as agent_parser
 ROOT = Path(__file__).resolve().parents[2]
 README = ROOT / "README.md"
 # Programs run on the user's machine, outside the project (documented set-up).
-SYSTEM_PROGRAMS = {"git", "sudo", "candump", "cd"}
+SYSTEM_PROGRAMS = {"git", "sudo", "candump", "cd", "pip"}
 
 
 def readme_commands() -> list[str]:

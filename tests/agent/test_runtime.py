@@ -2,11 +2,11 @@
 
 import asyncio
 import json
-from pathlib import Path
 
 import pytest
 
 from bridge.protocol import Envelope, MessageType
+from tests.data_paths import CAN_LOG, DBC_DIR
 from vehicle_agent.can_input import read_log
 from vehicle_agent.cli import main
 from vehicle_agent.pipeline import CanPipeline
@@ -23,8 +23,7 @@ from vehicle_agent.runtime import (
 )
 from vehicle_agent.vin import is_valid_vin
 
-DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
-LOG = DATA / "can" / "rav4_highway_60s.log"
+LOG = CAN_LOG
 
 
 class FakeLink:
@@ -73,7 +72,7 @@ def frames():
 
 
 def make_runtime(frames=None, **kwargs):
-    pipeline = CanPipeline.from_profile(load_profile("toyota_rav4"), dbc_dir=DATA / "dbc")
+    pipeline = CanPipeline.from_profile(load_profile("toyota_rav4"), dbc_dir=DBC_DIR)
 
     async def source():
         for i, msg in enumerate(frames or []):
@@ -285,7 +284,7 @@ def test_run_command_replays_and_stops(small_log, tmp_path, capsys):
             "--profile",
             "toyota_rav4",
             "--dbc-dir",
-            str(DATA / "dbc"),
+            str(DBC_DIR),
             "--replay",
             str(small_log),
             "--speed",
@@ -314,14 +313,14 @@ def test_run_command_replays_and_stops(small_log, tmp_path, capsys):
     ],
 )
 def test_run_command_errors(argv, message, tmp_path, capsys):
-    base = ["run", "--profile", "toyota_rav4", "--dbc-dir", str(DATA / "dbc")]
+    base = ["run", "--profile", "toyota_rav4", "--dbc-dir", str(DBC_DIR)]
     assert main([*base, "--state-dir", str(tmp_path), *argv]) == 2
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err
 
 
 def test_run_command_on_a_live_virtual_bus_stops_after_duration(tmp_path):
-    argv = ["run", "--profile", "toyota_rav4", "--dbc-dir", str(DATA / "dbc")]
+    argv = ["run", "--profile", "toyota_rav4", "--dbc-dir", str(DBC_DIR)]
     argv += ["--can-interface", "virtual", "--can-channel", "carhub-run-test"]
     argv += ["--duration", "0.3", "--state-dir", str(tmp_path)]
     assert main(argv) == 0

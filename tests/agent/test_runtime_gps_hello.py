@@ -11,12 +11,12 @@ import contextlib
 from pathlib import Path
 
 from tests.agent.hub_testing import pair, running_home, wait_until
+from tests.data_paths import CAN_LOG, DBC_DIR
 from vehicle_agent.cli import build_parser
 from vehicle_agent.commands import run as run_cmd
 from vehicle_agent.gps import HELLO_SIGNALS, load_track
 
 ROOT = Path(__file__).resolve().parents[2]
-DATA = ROOT.parent / "shared" / "data"
 TRACK = ROOT / "vehicle_agent" / "data" / "demo_track.gpx"
 LAT = "Vehicle.CurrentLocation.Latitude"
 LON = "Vehicle.CurrentLocation.Longitude"
@@ -24,7 +24,7 @@ LON = "Vehicle.CurrentLocation.Longitude"
 
 async def test_gps_track_signals_in_hello_and_state(tmp_path: Path) -> None:
     log = tmp_path / "short.log"
-    with (DATA / "can" / "rav4_highway_60s.log").open() as src:
+    with (CAN_LOG).open() as src:
         log.write_text("".join(line for _, line in zip(range(3000), src, strict=False)))
     track = load_track(TRACK)
     first = track.fixes[0]
@@ -32,7 +32,7 @@ async def test_gps_track_signals_in_hello_and_state(tmp_path: Path) -> None:
         await pair(home, tmp_path / "car")
         args = build_parser().parse_args(
             [
-                *["run", "--profile", "toyota_rav4", "--dbc-dir", str(DATA / "dbc")],
+                *["run", "--profile", "toyota_rav4", "--dbc-dir", str(DBC_DIR)],
                 *["--replay", str(log), "--loop", "--speed", "1"],
                 *["--gps-track", str(TRACK), "--send-interval", "0.1"],
                 *["--state-dir", str(tmp_path / "car"), "--duration", "20"],

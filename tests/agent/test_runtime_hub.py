@@ -26,13 +26,13 @@ from bridge.homes import HomeRegistry
 from bridge.outbox import Outbox
 from bridge.protocol import MessageType
 from tests.agent.hub_testing import Home, pair, running_home, wait_until
+from tests.data_paths import CAN_LOG, DBC_DIR
 from vehicle_agent.cli import build_parser
 from vehicle_agent.commands import run as run_cmd
 from vehicle_agent.vin import is_valid_vin
 
 ROOT = Path(__file__).resolve().parents[2]
-DATA = ROOT.parent / "shared" / "data"
-LOG = DATA / "can" / "rav4_highway_60s.log"
+LOG = CAN_LOG
 AGENT = ROOT / ".venv" / "bin" / "vehicle-agent"
 SPEED = "Vehicle.Speed"
 GEAR = "Vehicle.Powertrain.Transmission.SelectedGear"
@@ -44,7 +44,7 @@ def decode_last_values(log: Path) -> dict[str, Any]:
     out = subprocess.run(
         [
             *[str(AGENT), "decode", "--profile", "toyota_rav4"],
-            *["--dbc-dir", str(DATA / "dbc"), "--log", str(log)],
+            *["--dbc-dir", str(DBC_DIR), "--log", str(log)],
         ],
         capture_output=True,
         text=True,
@@ -143,7 +143,7 @@ async def test_agent_replays_into_a_paired_hub(tmp_path: Path, log_slice: Path) 
         assert record.hub_id == home.hub_id
         args = build_parser().parse_args(
             [
-                *["run", "--profile", "toyota_rav4", "--dbc-dir", str(DATA / "dbc")],
+                *["run", "--profile", "toyota_rav4", "--dbc-dir", str(DBC_DIR)],
                 *["--replay", str(log_slice), "--speed", "4", "--send-interval", "0.1"],
                 *["--state-dir", str(state_dir), "--journal", str(journal)],
             ]
@@ -185,7 +185,7 @@ async def test_vehicle_agent_run_subprocess(tmp_path: Path) -> None:
             "--profile",
             "toyota_rav4",
             "--dbc-dir",
-            str(DATA / "dbc"),
+            str(DBC_DIR),
             "--replay",
             str(LOG),
             "--speed",

@@ -18,12 +18,12 @@ import pytest
 
 from bridge.protocol import MessageType
 from tests.agent.hub_testing import WAIT, Home, pair, running_home, wait_until
+from tests.data_paths import CAN_LOG, DBC_DIR
 from vehicle_agent.cli import build_parser, main
 from vehicle_agent.commands import run as run_cmd
 
 ROOT = Path(__file__).resolve().parents[2]
-DATA = ROOT.parent / "shared" / "data"
-LOG = DATA / "can" / "rav4_highway_60s.log"
+LOG = CAN_LOG
 
 
 def homes_list(state_dir: Path, capsys: pytest.CaptureFixture[str]) -> list[dict[str, object]]:
@@ -62,7 +62,7 @@ async def test_one_car_two_homes(tmp_path: Path, capsys: pytest.CaptureFixture[s
 
         args = build_parser().parse_args(
             [
-                *["run", "--profile", "toyota_rav4", "--dbc-dir", str(DATA / "dbc")],
+                *["run", "--profile", "toyota_rav4", "--dbc-dir", str(DBC_DIR)],
                 *["--replay", str(log), "--loop", "--speed", "4"],
                 *["--send-interval", "0.1", "--homes-check", "0.2", "--duration", "60"],
                 *["--state-dir", str(state_dir)],

@@ -149,6 +149,27 @@ def home_ca_material(ca: HomeCA) -> tuple[ec.EllipticCurvePrivateKey, x509.Certi
     return key, x509.load_pem_x509_certificate(ca.ca_cert_pem)
 
 
+async def tls_accepted(port: int, ctx: ssl.SSLContext) -> bool:
+    """True if the hub completes the TLS handshake and answers HTTP; False if TLS refuses."""
+    try:
+        reader, writer = await asyncio.wait_for(
+            asyncio.open_connection("127.0.0.1", port, ssl=ctx, server_hostname="127.0.0.1"), 5
+        )
+    except (ssl.SSLError, OSError):
+        return False
+    try:
+        writer.write(b"GET /nothing HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+        await writer.drain()
+        head = await asyncio.wait_for(reader.read(12), 5)
+    except (ssl.SSLError, OSError):
+        return False
+    finally:
+        writer.close()
+        with contextlib.suppress(Exception):
+            await writer.wait_closed()
+    return head.startswith(b"HTTP/1.1")
+
+
 # --- hub and cars ----------------------------------------------------------------------
 
 

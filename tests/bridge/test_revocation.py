@@ -7,36 +7,20 @@ a refused client never gets to read an HTTP response.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import ssl
 import time
 from pathlib import Path
 
 from bridge.pki import HomeCA
 from bridge.protocol import MessageType
 from bridge.renewal import RevocationEvent
-from tests.bridge.link_testing import RecordingHandler, make_car, pair_car, start_hub, wait_for
-
-
-async def _tls_accepted(port: int, ctx: ssl.SSLContext) -> bool:
-    """True if the hub completes the TLS handshake and answers HTTP; False if TLS refuses."""
-    try:
-        reader, writer = await asyncio.wait_for(
-            asyncio.open_connection("127.0.0.1", port, ssl=ctx, server_hostname="127.0.0.1"), 5
-        )
-    except (ssl.SSLError, OSError):
-        return False
-    try:
-        writer.write(b"GET /nothing HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
-        await writer.drain()
-        head = await asyncio.wait_for(reader.read(12), 5)
-    except (ssl.SSLError, OSError):
-        return False
-    finally:
-        writer.close()
-        with contextlib.suppress(Exception):
-            await writer.wait_closed()
-    return head.startswith(b"HTTP/1.1")
+from tests.bridge.link_testing import (
+    RecordingHandler,
+    make_car,
+    pair_car,
+    start_hub,
+    tls_accepted,
+    wait_for,
+)
 
 
 def _event() -> dict[str, object]:
@@ -58,7 +42,7 @@ async def test_hub_revoke_closes_the_live_link_and_refuses_the_next_handshake(
         await bad.start()
         await good.start()
         assert await bad.wait_connected(10) and await good.wait_connected(10)
-        assert await _tls_accepted(hub.port, bad_ctx)  # control
+        assert await tls_accepted(hub.port, bad_ctx)  # control
         result = await hub.revoke("car-stolen")
         # The live link was closed by the hub with a reason...
         assert not hub.connected("car-stolen")
@@ -69,7 +53,7 @@ async def test_hub_revoke_closes_the_live_link_and_refuses_the_next_handshake(
             ("car-stolen", serials, True)
         ]
         # ...and the running TLS context refuses it now (CRL reloaded), not only HTTP.
-        assert not await _tls_accepted(hub.port, bad_ctx)
+        assert not await tls_accepted(hub.port, bad_ctx)
         n = len(handler.connects)
         await bad.send(MessageType.EVENT, _event())
         await wait_for(lambda: "cannot connect" in (bad.last_close_reason or ""), 10)
@@ -78,7 +62,7 @@ async def test_hub_revoke_closes_the_live_link_and_refuses_the_next_handshake(
         assert good.connected and hub.connected("car-good")
         await good.send(MessageType.EVENT, _event())
         await handler.wait_until(lambda: len(handler.of("car-good", "event")) == 1)
-        assert await _tls_accepted(hub.port, good_ctx)
+        assert await tls_accepted(hub.port, good_ctx)
     finally:
         await bad.stop()
         await good.stop()
@@ -104,7 +88,7 @@ async def test_revocation_by_another_process_is_picked_up_from_crl_pem(
         await wait_for(lambda: not hub.connected("car-watched"), 10)
         await wait_for(lambda: "certificate revoked" in (car.last_close_reason or ""))
         assert [(e.vehicle_id, e.disconnected) for e in events] == [("car-watched", True)]
-        assert not await _tls_accepted(hub.port, ctx)
+        assert not await tls_accepted(hub.port, ctx)
     finally:
         await car.stop()
         await hub.stop()

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests.data_paths import CAN_LOG, DBC_DIR
 from vehicle_agent.can_input import read_log
 from vehicle_agent.pipeline import CanPipeline
 from vehicle_agent.profile import load_profile
@@ -18,7 +19,6 @@ from vehicle_agent.voice.assistant import VoiceAssistant, VoiceConfig
 from vehicle_agent.voice.model import VoiceModel, packaged_model
 
 ROOT = Path(__file__).resolve().parents[2]
-DATA = ROOT.parent / "shared" / "data"
 # sox output arguments: raw 16 kHz mono signed 16-bit PCM on stdout.
 RAW_16K_MONO = ["-t", "raw", "-r", "16000", "-c", "1", "-b", "16", "-e", "signed-integer", "-"]
 ENTITIES = ["거실 조명", "차고 문", "에어컨"]
@@ -136,9 +136,9 @@ def rav4_store() -> StateStore:
     """The state after replaying 60 s of a real RAV4 on the highway."""
     pipeline = CanPipeline.from_profile(
         load_profile(ROOT / "vehicle_agent" / "profiles" / "toyota_rav4.yaml"),
-        dbc_dir=DATA / "dbc",
+        dbc_dir=DBC_DIR,
     )
-    pipeline.feed_all(read_log(DATA / "can" / "rav4_highway_60s.log"))
+    pipeline.feed_all(read_log(CAN_LOG))
     return pipeline.store
 
 
