@@ -48,6 +48,7 @@ from typing import Final
 
 from aiohttp import ClientWebSocketResponse, WSMsgType, web
 
+from bridge import _failpoint
 from bridge.deadletter import FailureTracker
 from bridge.errors import BridgeError, DeferMessage, OutboxError, ProtocolError
 from bridge.ledger import InboundLedger, SeqVerdict
@@ -432,6 +433,7 @@ class LinkSession:
             )
         else:
             await self._hand_over(env)
+            _failpoint.reached("after_handler", env.seq)
         self.received += 1
         self._ledger.advance(self._peer, env.seq)
         self._ack_needed.set()

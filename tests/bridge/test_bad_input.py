@@ -18,7 +18,6 @@ from bridge.pki import HomeCA
 from bridge.protocol import Envelope, MessageType, decode
 from bridge.server import HubServer, ServerLimits
 from tests.bridge.link_testing import (
-    FAST_LIMITS,
     RecordingHandler,
     car_hello,
     make_car,
