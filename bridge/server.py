@@ -174,7 +174,8 @@ class ServerLimits:
     max_pending_per_car: int = 2
     """Connections of one car certificate that have not said hello yet (more: 1013)."""
     hello_timeout_s: float = 5.0
-    """From the end of the TLS handshake to the car's hello (else the connection is aborted)."""
+    """From the WebSocket upgrade to the car's hello (else close 1002); the connection is
+    aborted if upgrade and hello are not done within this plus 1 s after the TLS handshake."""
     tls_handshake_timeout_s: float = 5.0
     """A TLS handshake not finished by then is aborted (slow-loris)."""
     max_delivery_attempts: int = 3
@@ -250,7 +251,10 @@ class HubServer:
         self._dead_letters: DeadLetterStore | None = None
         self._failures = FailureTracker()
         self._pending: dict[str, int] = {}
-        self.guard = ConnectionGuard(limits.hello_timeout_s)
+        # A second more than the hello wait after the upgrade, so a car that upgraded
+        # gets the clear close (1002 "no hello within") and the guard only cuts
+        # connections that never even sent their upgrade request.
+        self.guard = ConnectionGuard(limits.hello_timeout_s + 1.0)
         """Hello deadlines of connections past their handshake (``waiting``, ``expired``)."""
         self.duplicates = 0
         """Resent messages dropped as duplicates so far (over all cars and links)."""
@@ -340,6 +344,10 @@ class HubServer:
         if self._dead_letters is not None:
             await self._dead_letters.close()
             self._dead_letters = None
+
+    def waiting_for_hello(self, vehicle_id: str) -> int:
+        """Connections of this car's certificate that hold a slot and have not said hello."""
+        return self._pending.get(vehicle_id, 0)
 
     @property
     def dead_letters_path(self) -> Path:
