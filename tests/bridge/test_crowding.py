@@ -98,12 +98,14 @@ async def test_one_car_with_many_half_open_links_cannot_take_every_slot(
             refused = [c for c, r in codes if c == 1013 and "before hello" in r]
             assert len(refused) == 12 - LIMITS.max_pending_per_car
             assert sum(1 for c, r in codes if c == 1002 and "no hello" in r) == 2
-        async with half_open(hub.port, car_ssl, 12) as sockets:
-            # While car-1 crowds again, car-2 connects (a slot is free) and delivers.
-            async with Bystander(tmp_path, hub.port, car2_ssl, handler) as other:
-                await other.send_some(20)
-                await other.check()
-                assert hub.waiting_for_hello("car-1") <= LIMITS.max_pending_per_car
+        # While car-1 crowds again, car-2 connects (a slot is free) and delivers.
+        async with (
+            half_open(hub.port, car_ssl, 12),
+            Bystander(tmp_path, hub.port, car2_ssl, handler) as other,
+        ):
+            await other.send_some(20)
+            await other.check()
+            assert hub.waiting_for_hello("car-1") <= LIMITS.max_pending_per_car
         await wait_for(lambda: hub.guard.waiting == 0, limit_s=15)
     finally:
         await hub.stop()

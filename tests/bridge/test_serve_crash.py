@@ -215,7 +215,7 @@ async def test_serve_killed_at_random_points_loses_nothing_and_prints_nothing_tw
             before = sum(len(s.messages()) for s in runs)
             # Kill once this run printed something, at a random moment after that.
             await _run_until(
-                lambda: sum(len(s.messages()) for s in runs) > before, "a message printed"
+                lambda b=before: sum(len(s.messages()) for s in runs) > b, "a message printed"
             )
             await asyncio.sleep(rng.uniform(0.0, 0.15))
             await serve.kill()
