@@ -5,22 +5,25 @@ a message over again when Home Assistant died before recording it (with
 ``env.redelivered`` set). State updates may repeat (applying a value twice
 changes nothing), but two kinds of message have effects that must not:
 
-- ``voice_request``: **at-most-once**. The request's id is recorded (committed
-  to disk) *before* it is carried out. Killed after that, the request is not
-  carried out again when the car resends it: a home action (a door, a light)
-  is never repeated late; the driver hears no answer instead.
-- ``event`` (DTCs, trips, alerts, ...): **deduplicated at-least-once**. An event
-  already recorded is skipped; otherwise it is fired on the bus and recorded
-  in the same event-loop step, before any listener of the event has run (Home
-  Assistant runs them later in the loop). Killed before the record commits,
-  the event had no effect outside this process and is fired when resent;
-  killed after it, it is not fired again.
+- ``voice_request``: **at-most-once**. The request is recorded (committed to
+  disk) *before* the home action starts, which then takes many event-loop
+  steps (Assist, service calls, the reply). Killed after the record, the
+  request is not carried out again when the car resends it: a home action (a
+  door, a light) is never repeated, and never run late; the driver hears no
+  answer instead.
+- ``event`` (DTCs, trips, alerts, ...): **deduplicated**, recorded and fired in
+  one event-loop step, record first. A resend of an event that is not on
+  record is fired (so an event cut off by a crash before that step is not
+  lost); one on record is skipped (never fired twice, whatever listens). The
+  only loss window is a kill in the microseconds between the commit and the
+  fire, which follow each other with no await; listeners then run as for any
+  Home Assistant event.
 
 The record is one row per car (``bridge.dedup.DedupRecord``: the newest
 ``(stream, seq)`` acted on; delivery is in order), in
 ``.storage/carhub/hub/handled.db``. Its writes are small synchronous SQLite
-commits on the event loop, on purpose: an await between acting and recording
-would let listeners run, and events and voice requests are rare.
+commits on the event loop, on purpose: an await between recording and
+acting would widen the window above, and events and voice requests are rare.
 """
 
 from __future__ import annotations
@@ -33,9 +36,10 @@ from bridge.protocol import Envelope, MessageType
 from .const import LOGGER
 
 AT_MOST_ONCE = frozenset({MessageType.VOICE_REQUEST})
-"""Recorded before acting: never carried out twice, possibly not at all after a crash."""
-AT_LEAST_ONCE_DEDUPLICATED = frozenset({MessageType.EVENT})
-"""Acted on, then recorded in the same loop step: never fired twice, never lost."""
+"""Recorded before a multi-step action: never carried out twice, maybe not at all."""
+DEDUPLICATED = frozenset({MessageType.EVENT})
+"""Recorded and fired in one loop step: never fired twice; resent if cut off before."""
+_RECORDED = AT_MOST_ONCE | DEDUPLICATED
 
 
 class HandledRecord:
@@ -55,9 +59,7 @@ class HandledRecord:
 
     def skip(self, vehicle_id: str, env: Envelope) -> bool:
         """True if ``env`` has an effect and was acted on already (a redelivery)."""
-        if env.type not in AT_MOST_ONCE and env.type not in AT_LEAST_ONCE_DEDUPLICATED:
-            return False
-        if not self._record.seen(vehicle_id, env.stream, env.seq):
+        if env.type not in _RECORDED or not self._record.seen(vehicle_id, env.stream, env.seq):
             return False
         LOGGER.info(
             "Not handling %s %s of %s again: it was handled before a restart",
@@ -68,11 +70,6 @@ class HandledRecord:
         return True
 
     def before_acting(self, vehicle_id: str, env: Envelope) -> None:
-        """Record an at-most-once message before it is acted on (commits)."""
-        if env.type in AT_MOST_ONCE:
-            self._record.record(vehicle_id, env.stream, env.seq)
-
-    def after_acting(self, vehicle_id: str, env: Envelope) -> None:
-        """Record a deduplicated at-least-once message right after acting (commits)."""
-        if env.type in AT_LEAST_ONCE_DEDUPLICATED:
+        """Record a voice request or event right before it is acted on (commits)."""
+        if env.type in _RECORDED:
             self._record.record(vehicle_id, env.stream, env.seq)
