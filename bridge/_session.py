@@ -490,6 +490,9 @@ class LinkSession:
         while True:
             await self._ack_needed.wait()
             self._ack_needed.clear()
+            # Taken before the flush: messages handled while it runs may not be
+            # in it, and an ack must never cover what is not on record.
+            last = self._ledger.last(self._peer)
             try:
                 await self._ledger.flush()
             except BridgeError as err:
@@ -498,7 +501,6 @@ class LinkSession:
                 await asyncio.sleep(1.0)
                 self._ack_needed.set()
                 continue
-            last = self._ledger.last(self._peer)
             if last > self._acked_sent or self._force_ack:
                 self._force_ack = False
                 self._acked_sent = last

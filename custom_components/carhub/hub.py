@@ -459,13 +459,14 @@ class CarHub:
         raise DeferMessage(NOT_LOADED_REASON, retry_after=self._retry_hint(vehicle_id))
 
     async def _async_act(self, coordinator: CarHubCoordinator, env: Envelope) -> None:
-        """Hand one message to the car's coordinator, recorded first as ``handled`` says.
+        """Hand one message to the car's coordinator, recorded as ``handled`` says.
 
-        No await between the record and an event being fired: the coordinator
+        No await between an event being fired and its record: the coordinator
         fires an event without yielding to the loop.
         """
         self._handled.before_acting(coordinator.vehicle_id, env)
         await coordinator.async_on_message(env)
+        self._handled.after_acting(coordinator.vehicle_id, env)
 
     @callback
     def _on_dead_letter(self, letter: DeadLetter) -> None:
