@@ -23,6 +23,7 @@ from typing import Any
 
 import orjson
 
+from bridge._sqlite import open_durable
 from bridge.errors import OutboxStorageError
 
 __all__ = ["DeadLetter", "DeadLetterStore", "FailureTracker", "read_dead_letters"]
@@ -96,17 +97,7 @@ class FailureTracker:
 
 
 def _connect(path: Path) -> sqlite3.Connection:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-    try:
-        db.execute("PRAGMA journal_mode=WAL")
-        db.execute("PRAGMA synchronous=FULL")
-        db.execute("PRAGMA busy_timeout=5000")
-        db.execute(_SCHEMA)
-    except BaseException:
-        db.close()
-        raise
-    return db
+    return open_durable(path, [_SCHEMA])
 
 
 def _row_to_letter(row: tuple[Any, ...]) -> DeadLetter:

@@ -27,6 +27,7 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
+from bridge._sqlite import open_durable
 from bridge.errors import OutboxStorageError
 
 __all__ = ["DedupRecord"]
@@ -43,16 +44,14 @@ class DedupRecord:
     def open(self) -> None:
         """Open (creating) the database and load every peer's record (blocking)."""
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-            try:
-                db.execute("PRAGMA journal_mode=WAL")
-                db.execute("PRAGMA synchronous=FULL")
-                db.execute("PRAGMA busy_timeout=5000")
-                db.execute(
+            db = open_durable(
+                self.path,
+                [
                     "CREATE TABLE IF NOT EXISTS handled (peer TEXT PRIMARY KEY, "
                     "stream TEXT NOT NULL, seq INTEGER NOT NULL) WITHOUT ROWID"
-                )
+                ],
+            )
+            try:
                 rows = db.execute("SELECT peer, stream, seq FROM handled").fetchall()
             except BaseException:
                 db.close()

@@ -52,6 +52,7 @@ from concurrent.futures import ThreadPoolExecutor
 from enum import Enum
 from pathlib import Path
 
+from bridge._sqlite import open_durable, transaction
 from bridge.errors import OutboxStorageError
 
 __all__ = ["HANDED_BATCH", "InboundLedger", "SeqVerdict"]
@@ -105,24 +106,18 @@ class InboundLedger:
 
     def _open_sync(self) -> tuple[dict[str, int], dict[str, str], dict[str, int]]:
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-            try:
-                db.execute("PRAGMA journal_mode=WAL")
-                db.execute("PRAGMA synchronous=FULL")
-                db.execute("PRAGMA busy_timeout=5000")
-                db.execute(
+            db = open_durable(
+                self.path,
+                [
                     "CREATE TABLE IF NOT EXISTS ledger "
-                    "(peer TEXT PRIMARY KEY, seq INTEGER NOT NULL) WITHOUT ROWID"
-                )
-                db.execute(
+                    "(peer TEXT PRIMARY KEY, seq INTEGER NOT NULL) WITHOUT ROWID",
                     "CREATE TABLE IF NOT EXISTS streams "
-                    "(peer TEXT PRIMARY KEY, stream TEXT NOT NULL) WITHOUT ROWID"
-                )
-                db.execute(
+                    "(peer TEXT PRIMARY KEY, stream TEXT NOT NULL) WITHOUT ROWID",
                     "CREATE TABLE IF NOT EXISTS handed "
-                    "(peer TEXT PRIMARY KEY, seq INTEGER NOT NULL) WITHOUT ROWID"
-                )
+                    "(peer TEXT PRIMARY KEY, seq INTEGER NOT NULL) WITHOUT ROWID",
+                ],
+            )
+            try:
                 rows = db.execute("SELECT peer, seq FROM ledger").fetchall()
                 streams = db.execute("SELECT peer, stream FROM streams").fetchall()
                 handed = db.execute("SELECT peer, seq FROM handed").fetchall()
@@ -214,18 +209,18 @@ class InboundLedger:
         db = self._db
         if db is None:
             raise OutboxStorageError(f"ledger {self.path} is not open")
-        try:
-            db.execute("BEGIN IMMEDIATE")
+
+        def write(db: sqlite3.Connection) -> None:
             for peer, seq in handed.items():
                 db.execute(
                     "INSERT INTO handed (peer, seq) VALUES (?, ?) "
                     "ON CONFLICT (peer) DO UPDATE SET seq = excluded.seq",
                     (peer, seq),
                 )
-            db.execute("COMMIT")
+
+        try:
+            transaction(db, write)
         except sqlite3.Error as err:
-            with contextlib.suppress(sqlite3.Error):
-                db.execute("ROLLBACK")
             raise OutboxStorageError(f"ledger {self.path}: {err}") from err
 
     def stream(self, peer: str) -> str | None:

@@ -11,7 +11,8 @@ message is printed once, also across a crash of ``serve``: the id of every
 printed message is recorded in ``--state-dir``/printed.db right after the line
 is written (same event-loop step), and a resent message already recorded is
 not printed again. Only a SIGKILL between writing a line and that commit can
-print it a second time, then with ``"redelivered": true``. If printing
+print it a second time, then with the same ``id`` and ``"redelivered": true``
+(deduplicate by ``id`` where that matters). If printing
 fails, the message is not acked; after 3 failures it is stored as a dead
 letter and reported::
 

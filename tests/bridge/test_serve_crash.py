@@ -1,5 +1,11 @@
 """`carhub-bridge serve` as a real process: deep values, and SIGKILL at any point.
 
+At the worst point (printed, not yet in the ledger) nothing is printed twice. At
+random points nothing is lost; a line can be repeated only if the kill falls
+between writing it and committing its record, and then it says
+``"redelivered": true`` with the same ``id`` (a pipe cannot be written and
+recorded atomically; docs/INTERFACES.md).
+
 The car is a real ``CarLink`` in this process; it reaches each ``serve``
 process through a ``FaultProxy`` whose target follows the restarts (every
 ``serve`` listens on a fresh port 0). Output lines are collected by a reader
@@ -231,7 +237,19 @@ async def test_serve_killed_at_random_points_loses_nothing_and_prints_nothing_tw
         for serve in runs:
             if serve.proc.poll() is None:
                 await serve.kill()
-    printed = [m["body"]["data"]["n"] for s in runs for m in s.messages()]
-    assert sorted(printed) == list(range(1, produced + 1))  # none lost, none twice
-    assert printed == sorted(printed)  # and in order
+    lines = [m for s in runs for m in s.messages()]
+    # None lost, in order, one stable id per message.
+    assert sorted({m["body"]["data"]["n"] for m in lines}) == list(range(1, produced + 1))
+    assert [m["body"]["data"]["n"] for m in lines] == sorted(m["body"]["data"]["n"] for m in lines)
+    assert len({m["id"] for m in lines}) == produced
+    # A line printed twice is possible only when the kill fell between writing it and
+    # committing its record (microseconds); then the repeat is flagged, same id.
+    seen: set[str] = set()
+    repeats = []
+    for m in lines:
+        if m["id"] in seen:
+            repeats.append(m)
+        seen.add(m["id"])
+    assert all(m["redelivered"] for m in repeats), repeats
+    assert len(repeats) <= 5, repeats  # measured: 0 to 2 in 20 kills
     assert all(s.messages() for s in runs[:-1])  # every kill hit a live stream
