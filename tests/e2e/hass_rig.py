@@ -5,8 +5,9 @@ a free port, Assist, five input booleans "Lamp 1".."Lamp 5"), a CarHub config
 entry for one car written into ``.storage/core.config_entries`` (what pairing
 leaves behind), the home CA under ``.storage/carhub`` and the car's identity
 (``car/``) signed by it, the integration (a link to this tree's
-``custom_components/carhub``) and ``carhub_probe``, a tiny integration that
-writes what Home Assistant *does* to ``probe.jsonl`` from synchronous
+``custom_components/carhub``; its listener is made to bind loopback only) and
+``carhub_probe``, a tiny integration that writes what Home Assistant *does* to
+``probe.jsonl`` from synchronous
 listeners (one line per car event fired and per ``input_boolean`` service
 call, written with ``os.write`` before anything else runs), so the test sees
 every effect even if the process is killed right after it.
@@ -106,6 +107,24 @@ async def async_setup(hass: HomeAssistant, config: dict) -> bool:
     return True
 '''
 
+# Loaded by `hass` at start (sitecustomize on its PYTHONPATH): the CarHub listener
+# binds loopback only in tests, never every interface as it does for real.
+_LOOPBACK_ONLY = """\
+import bridge.server as _server
+
+_init = _server.HubServer.__init__
+
+
+def _loopback_init(self, *args, **kwargs):
+    host = kwargs.get("host")
+    if host is not None:
+        kwargs["host"] = "127.0.0.1" if isinstance(host, str) else ("127.0.0.1", "::1")
+    _init(self, *args, **kwargs)
+
+
+_server.HubServer.__init__ = _loopback_init
+"""
+
 _PORT_LINE = re.compile(r"CarHub listener on port (\d+)")
 
 
@@ -134,6 +153,7 @@ def write_config(config: Path) -> CarIdentity:
     (config / "pypath").mkdir(exist_ok=True)
     if not (config / "pypath" / "bridge").exists():
         (config / "pypath" / "bridge").symlink_to(REPO / "bridge")
+    (config / "pypath" / "sitecustomize.py").write_text(_LOOPBACK_ONLY)
     (config / "configuration.yaml").write_text(
         _CONFIGURATION.format(http_port=free_port(), lamps=lamps)
     )
