@@ -17,12 +17,28 @@ A ``deliver`` that raises ``bridge.errors.DeferMessage`` has not taken the
 message: it is not recorded or acked, nothing after it on this link is
 handled, and the link closes with ``CLOSE_RETRY_SOON`` (4005) so the peer's
 outbox sends it again after reconnecting (see ``retry_reason``).
+
+A ``deliver`` that raises anything else (with a ``dead_letter`` sink, as the
+hub has) is treated the same way: not acked, 4005, resent. The
+``FailureTracker`` counts the attempts; the ``max_attempts``-th failure sends
+the message to ``dead_letter`` (stored on disk with its payload, reported)
+and only then is it recorded and acked. Without a sink (the car side) a
+failing handler is logged and the message counts as handled.
+
+Every message handed over carries its stable id (``Envelope.stream`` +
+``seq``) and ``redelivered`` (``InboundLedger.mark_handing``). A durable seq
+more than ``MAX_SEQ_JUMP`` past the last one handled (or, for a peer without
+a record, above ``MAX_FIRST_SEQ``) closes the link with 1002 and a reason:
+accepting it would make every later message of that stream a "duplicate".
+Types in ``refuse_types`` (the other side's only) are rejected, logged and
+acked, never handed over.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import math
 import re
@@ -32,6 +48,8 @@ from typing import Final
 
 from aiohttp import ClientWebSocketResponse, WSMsgType, web
 
+from bridge import _failpoint
+from bridge.deadletter import FailureTracker
 from bridge.errors import BridgeError, DeferMessage, OutboxError, ProtocolError
 from bridge.ledger import InboundLedger, SeqVerdict
 from bridge.outbox import Outbox
@@ -59,6 +77,9 @@ __all__ = [
     "CLOSE_TOO_BIG",
     "CLOSE_TRY_LATER",
     "CLOSE_UNAUTHORIZED",
+    "MAX_FIRST_SEQ",
+    "MAX_SEQ_JUMP",
+    "DeadLetterSink",
     "LinkSession",
     "TokenBucket",
     "WebSocket",
@@ -87,6 +108,22 @@ CLOSE_RETRY_SOON: Final = 4005  # temporarily unavailable: reconnect soon (hint 
 _RETRY_HINT_RE: Final = re.compile(r"retry_after=(\d{1,6}(?:\.\d{1,3})?);\s?")
 
 WebSocket = web.WebSocketResponse | ClientWebSocketResponse
+
+MAX_SEQ_JUMP: Final = 2**24
+"""Largest plausible step past the last seq handled from a peer.
+
+A gap only comes from the sender's outbox dropping or compacting its own
+unacked state rows; a 64 MiB outbox holds far fewer than 16.7 million rows,
+so a larger jump is a damaged or hostile outbox."""
+
+MAX_FIRST_SEQ: Final = 2**53
+"""Largest plausible seq from a peer (or stream) the receiver has no record of.
+
+A counter started at 1 does not get there (285,000 years at 1000 msg/s); it is
+also the largest integer every JSON reader keeps exact."""
+
+DeadLetterSink = Callable[[Envelope, str, int], Awaitable[None]]
+"""Stores and reports a message given up on: ``(envelope, reason, attempts)``."""
 
 _EXPIRING: Final[frozenset[str]] = frozenset({MessageType.NOTIFY, MessageType.COMMAND})
 
@@ -171,6 +208,11 @@ class LinkSession:
         dead_after_s: float = 45.0,
         inbound_limit: TokenBucket | None = None,
         outbound_pace: TokenBucket | None = None,
+        refuse_types: frozenset[str] = frozenset(),
+        dead_letter: DeadLetterSink | None = None,
+        failures: FailureTracker | None = None,
+        max_attempts: int = 3,
+        retry_after_failure_s: float = 1.0,
     ) -> None:
         self.ws = ws
         self.name = name
@@ -185,6 +227,11 @@ class LinkSession:
         self._dead_after_s = dead_after_s
         self._inbound = inbound_limit
         self._pace = outbound_pace
+        self._refuse = refuse_types
+        self._dead_letter = dead_letter
+        self._failures = failures if failures is not None else FailureTracker()
+        self._max_attempts = max(1, max_attempts)
+        self._retry_after_failure_s = retry_after_failure_s
         # The peer told us in its hello what it has; everything above is sent again.
         self._peer_acked = start_after
         self._sent_high = start_after
@@ -350,13 +397,29 @@ class LinkSession:
         self._wake.set()
 
     async def _on_durable(self, env: Envelope) -> None:
+        last = self._ledger.last(self._peer)
+        limit = last + MAX_SEQ_JUMP if last > 0 else MAX_FIRST_SEQ
+        if env.seq > limit:
+            await self.close(
+                CLOSE_PROTOCOL,
+                f"implausible seq {env.seq}: more than {limit - last} past the last "
+                f"handled ({last}); the sender's outbox looks damaged",
+            )
+            raise _Closed
         verdict = self._ledger.classify(self._peer, env.seq)
         if verdict is SeqVerdict.DUPLICATE:
             self.duplicates += 1
             self._force_ack = True
             self._ack_needed.set()
             return
-        if not env.known:
+        if env.type in self._refuse:
+            _LOGGER.warning(
+                "%s: refused %s seq %d: only the other side sends that type",
+                self.name,
+                env.type,
+                env.seq,
+            )
+        elif not env.known:
             _LOGGER.info(
                 "%s: ignoring message of unknown type %r (seq %d)", self.name, env.type, env.seq
             )
@@ -369,32 +432,67 @@ class LinkSession:
                 time.time() - float(env.body["expires_at"]),
             )
         else:
-            try:
-                await self._deliver(env)
-            except asyncio.CancelledError:
-                raise
-            except DeferMessage as defer:
-                # Not taken: neither record nor ack it (nor what follows on this
-                # link); the peer resends it after the reconnect this close asks for.
-                _LOGGER.info(
-                    "%s: handler deferred %s seq %d: %s", self.name, env.type, env.seq, defer
-                )
-                await self.close(CLOSE_RETRY_SOON, retry_reason(defer.reason, defer.retry_after))
-                raise _Closed from None
-            except Exception:
-                # The handler had its chance; retrying a message that makes it
-                # fail would block the link forever, so it counts as handled.
-                _LOGGER.exception(
-                    "%s: handler failed on %s seq %d; skipping it", self.name, env.type, env.seq
-                )
+            await self._hand_over(env)
+            _failpoint.reached("after_handler", env.seq)
         self.received += 1
         self._ledger.advance(self._peer, env.seq)
         self._ack_needed.set()
+
+    async def _hand_over(self, env: Envelope) -> None:
+        """Give one message to the handler; return once it counts as handled (see module doc)."""
+        redelivered = await self._ledger.mark_handing(self._peer, env.seq)
+        env = dataclasses.replace(
+            env, stream=self._ledger.stream(self._peer) or "", redelivered=redelivered
+        )
+        try:
+            await self._deliver(env)
+        except asyncio.CancelledError:
+            raise
+        except DeferMessage as defer:
+            # Not taken: neither record nor ack it (nor what follows on this
+            # link); the peer resends it after the reconnect this close asks for.
+            _LOGGER.info("%s: handler deferred %s seq %d: %s", self.name, env.type, env.seq, defer)
+            await self.close(CLOSE_RETRY_SOON, retry_reason(defer.reason, defer.retry_after))
+            raise _Closed from None
+        except Exception as err:
+            reason = f"{type(err).__name__}: {err}"[:500]
+            if self._dead_letter is None:
+                # No dead-letter store on this side: log and count it as handled.
+                _LOGGER.exception(
+                    "%s: handler failed on %s seq %d; skipping it", self.name, env.type, env.seq
+                )
+                return
+            attempts = self._failures.failed(self._peer, env.stream, env.seq)
+            if attempts < self._max_attempts:
+                _LOGGER.warning(
+                    "%s: handler failed on %s seq %d (attempt %d of %d): %s; the peer resends it",
+                    self.name,
+                    env.type,
+                    env.seq,
+                    attempts,
+                    self._max_attempts,
+                    reason,
+                    exc_info=err,
+                )
+                await self.close(
+                    CLOSE_RETRY_SOON,
+                    retry_reason(
+                        f"handler failed on seq {env.seq}; retrying", self._retry_after_failure_s
+                    ),
+                )
+                raise _Closed from None
+            # Stored (durably) and reported before it is recorded and acked; a
+            # storage failure propagates: then it is not acked either.
+            await self._dead_letter(env, reason, attempts)
+        self._failures.done(self._peer, env.seq)
 
     async def _ack_loop(self) -> None:
         while True:
             await self._ack_needed.wait()
             self._ack_needed.clear()
+            # Taken before the flush: messages handled while it runs may not be
+            # in it, and an ack must never cover what is not on record.
+            last = self._ledger.last(self._peer)
             try:
                 await self._ledger.flush()
             except BridgeError as err:
@@ -403,7 +501,6 @@ class LinkSession:
                 await asyncio.sleep(1.0)
                 self._ack_needed.set()
                 continue
-            last = self._ledger.last(self._peer)
             if last > self._acked_sent or self._force_ack:
                 self._force_ack = False
                 self._acked_sent = last

@@ -24,12 +24,21 @@ started again at 1, so the peer's seq is reset (logged) and its new messages
 are delivered instead of being dropped as duplicates. A peer seen for the
 first time with a stream id (or an older sender without one) changes nothing.
 
+Redelivery: ``mark_handing`` is called before a message goes to the handler
+and answers whether it *may have been handed over before*: in this process
+(an earlier attempt raised or deferred) or in a process that died before
+recording it. For the latter the ledger keeps a durable "handed up to"
+reservation per peer, written ``HANDED_BATCH`` messages ahead (one write per
+batch, not per message) and trimmed to the exact value on a clean ``close``;
+after a crash every message up to the reservation is flagged (conservative:
+a flag means "check your dedup record", never "this is a duplicate").
+
 Persistence: SQLite (WAL, ``synchronous=FULL``), one row per peer. ``advance``
 updates memory only; ``flush`` writes every changed peer in one transaction.
 The server calls ``flush`` before it sends the cumulative ack, so an acked
 message is always on record. A crash between handling and ``flush`` can at
 worst hand the same messages to the handler again after restart (at-least-once
-for that small window), never lose them.
+for that small window, with ``redelivered`` set), never lose them.
 """
 
 from __future__ import annotations
@@ -43,11 +52,15 @@ from concurrent.futures import ThreadPoolExecutor
 from enum import Enum
 from pathlib import Path
 
+from bridge._sqlite import open_durable, transaction
 from bridge.errors import OutboxStorageError
 
-__all__ = ["InboundLedger", "SeqVerdict"]
+__all__ = ["HANDED_BATCH", "InboundLedger", "SeqVerdict"]
 
 _LOGGER = logging.getLogger(__name__)
+
+HANDED_BATCH = 256
+"""How far ahead the durable "handed up to" reservation is written (see the module doc)."""
 
 
 class SeqVerdict(Enum):
@@ -73,6 +86,10 @@ class InboundLedger:
         self._last: dict[str, int] = {}
         self._streams: dict[str, str] = {}
         self._dirty: dict[str, int] = {}
+        # Highest seq handed to a handler per peer (in this process or, after a
+        # restart, as reserved by the previous one) and the durable reservation.
+        self._handed: dict[str, int] = {}
+        self._reserved: dict[str, int] = {}
         self._lock = asyncio.Lock()
 
     async def _run[T](self, fn: Callable[..., T], *args: object) -> T:
@@ -84,33 +101,37 @@ class InboundLedger:
         """Open (creating) the database and load every peer's seq."""
         if self._executor is None:
             self._executor = ThreadPoolExecutor(1, thread_name_prefix="carhub-ledger")
-        self._last, self._streams = await self._run(self._open_sync)
+        self._last, self._streams, self._handed = await self._run(self._open_sync)
+        self._reserved = dict(self._handed)
 
-    def _open_sync(self) -> tuple[dict[str, int], dict[str, str]]:
+    def _open_sync(self) -> tuple[dict[str, int], dict[str, str], dict[str, int]]:
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-            try:
-                db.execute("PRAGMA journal_mode=WAL")
-                db.execute("PRAGMA synchronous=FULL")
-                db.execute("PRAGMA busy_timeout=5000")
-                db.execute(
+            db = open_durable(
+                self.path,
+                [
                     "CREATE TABLE IF NOT EXISTS ledger "
-                    "(peer TEXT PRIMARY KEY, seq INTEGER NOT NULL) WITHOUT ROWID"
-                )
-                db.execute(
+                    "(peer TEXT PRIMARY KEY, seq INTEGER NOT NULL) WITHOUT ROWID",
                     "CREATE TABLE IF NOT EXISTS streams "
-                    "(peer TEXT PRIMARY KEY, stream TEXT NOT NULL) WITHOUT ROWID"
-                )
+                    "(peer TEXT PRIMARY KEY, stream TEXT NOT NULL) WITHOUT ROWID",
+                    "CREATE TABLE IF NOT EXISTS handed "
+                    "(peer TEXT PRIMARY KEY, seq INTEGER NOT NULL) WITHOUT ROWID",
+                ],
+            )
+            try:
                 rows = db.execute("SELECT peer, seq FROM ledger").fetchall()
                 streams = db.execute("SELECT peer, stream FROM streams").fetchall()
+                handed = db.execute("SELECT peer, seq FROM handed").fetchall()
             except BaseException:
                 db.close()
                 raise
         except (sqlite3.Error, OSError) as err:
             raise OutboxStorageError(f"cannot open ledger {self.path}: {err}") from err
         self._db = db
-        return {str(p): int(s) for p, s in rows}, {str(p): str(s) for p, s in streams}
+        return (
+            {str(p): int(s) for p, s in rows},
+            {str(p): str(s) for p, s in streams},
+            {str(p): int(s) for p, s in handed},
+        )
 
     async def close(self) -> None:
         """Write pending changes (best effort) and close."""
@@ -118,6 +139,10 @@ class InboundLedger:
             return
         with contextlib.suppress(OutboxStorageError):
             await self.flush()
+            # A clean stop: the reservation shrinks to what was really handed over,
+            # so the next process flags nothing that was never delivered.
+            exact = {p: self._handed.get(p, 0) for p, r in self._reserved.items()}
+            await self._run(self._write_handed_sync, exact)
         await self._run(self._close_sync)
         if self._own_executor:
             self._executor.shutdown(wait=False)
@@ -160,7 +185,43 @@ class InboundLedger:
         """Forget a peer (it was removed or re-paired); written by the next flush."""
         self._last.pop(peer, None)
         self._streams.pop(peer, None)
+        self._handed.pop(peer, None)
+        self._reserved.pop(peer, None)
         self._dirty[peer] = -1
+
+    async def mark_handing(self, peer: str, seq: int) -> bool:
+        """Note that ``seq`` goes to the handler now; True if it may have gone before.
+
+        Before the first message past the durable reservation, the reservation
+        moves ``HANDED_BATCH`` ahead (written at once). Raises
+        ``OutboxStorageError``: then the message must not be handed over.
+        """
+        before = self._handed.get(peer, 0)
+        if seq > self._reserved.get(peer, 0):
+            async with self._lock:
+                target = seq + HANDED_BATCH
+                await self._run(self._write_handed_sync, {peer: target})
+                self._reserved[peer] = target
+        self._handed[peer] = max(before, seq)
+        return seq <= before
+
+    def _write_handed_sync(self, handed: dict[str, int]) -> None:
+        db = self._db
+        if db is None:
+            raise OutboxStorageError(f"ledger {self.path} is not open")
+
+        def write(db: sqlite3.Connection) -> None:
+            for peer, seq in handed.items():
+                db.execute(
+                    "INSERT INTO handed (peer, seq) VALUES (?, ?) "
+                    "ON CONFLICT (peer) DO UPDATE SET seq = excluded.seq",
+                    (peer, seq),
+                )
+
+        try:
+            transaction(db, write)
+        except sqlite3.Error as err:
+            raise OutboxStorageError(f"ledger {self.path}: {err}") from err
 
     def stream(self, peer: str) -> str | None:
         """The stream id last announced by ``peer`` (None if it never sent one)."""
@@ -187,6 +248,8 @@ class InboundLedger:
             self._streams[peer] = stream_id
             if changed:
                 last = self._last.pop(peer, 0)
+                self._handed.pop(peer, None)
+                self._reserved.pop(peer, None)
                 _LOGGER.warning(
                     "%s started a new message stream (%s, was %s): its outbox was lost or "
                     "recreated; forgetting its old seq %d so its new messages are delivered",
@@ -205,6 +268,7 @@ class InboundLedger:
             db.execute("BEGIN IMMEDIATE")
             if reset:
                 db.execute("DELETE FROM ledger WHERE peer = ?", (peer,))
+                db.execute("DELETE FROM handed WHERE peer = ?", (peer,))
             db.execute(
                 "INSERT INTO streams (peer, stream) VALUES (?, ?) "
                 "ON CONFLICT (peer) DO UPDATE SET stream = excluded.stream",
@@ -240,6 +304,7 @@ class InboundLedger:
                 if seq < 0:
                     db.execute("DELETE FROM ledger WHERE peer = ?", (peer,))
                     db.execute("DELETE FROM streams WHERE peer = ?", (peer,))
+                    db.execute("DELETE FROM handed WHERE peer = ?", (peer,))
                 else:
                     # Memory is authoritative: it only moves forward, except on reset().
                     db.execute(

@@ -39,6 +39,8 @@ from bridge.errors import ProtocolError
 __all__ = [
     "CONTROL_TYPES",
     "DURABLE_TYPES",
+    "HOME_ONLY_TYPES",
+    "MAX_DEPTH",
     "MAX_MESSAGE_SIZE",
     "MAX_SEQ",
     "PROTOCOL_VERSION",
@@ -64,6 +66,16 @@ MAX_MESSAGE_SIZE: Final[int] = 256 * 1024
 
 MAX_SEQ: Final[int] = 2**63 - 1
 """Sequence numbers are stored in SQLite INTEGER columns (signed 64-bit)."""
+
+MAX_DEPTH: Final[int] = 32
+"""Deepest nesting of JSON arrays and objects in one envelope (the envelope object is 1).
+
+Enforced by ``decode``, so every consumer can rely on it: orjson cannot
+encode values nested deeper than 254 levels, Python's recursion limit and Home
+Assistant's recorder have limits of their own, and nothing CarHub sends needs
+more than a handful of levels. A durable message over the limit is rejected
+(logged and acked), never handed to a handler.
+"""
 
 _MAX_TYPE_LEN: Final[int] = 64
 _TYPE_RE: Final[re.Pattern[str]] = re.compile(r"[a-z][a-z0-9_]*\Z")
@@ -113,6 +125,17 @@ CONTROL_TYPES: Final[frozenset[str]] = frozenset(
 )
 """Types sent with ``seq = 0``: never stored, never acked."""
 
+HOME_ONLY_TYPES: Final[frozenset[str]] = frozenset(
+    {
+        MessageType.NOTIFY,
+        MessageType.COMMAND,
+        MessageType.VOICE_REPLY,
+        MessageType.VOCABULARY,
+        MessageType.RENEW_RESPONSE,
+    }
+)
+"""Durable types only the home sends; a hub refuses them from a car (by direction)."""
+
 _KNOWN: Final[dict[str, MessageType]] = {m.value: m for m in MessageType}
 
 
@@ -131,6 +154,16 @@ class Envelope:
     seq: int
     ts: float
     body: dict[str, Any]
+    stream: str = ""
+    """The sender's stream id (its outbox's), set by the receiving link; "" if unknown."""
+    redelivered: bool = False
+    """Set by the receiving link when this message may have been handed to a handler before
+    (an earlier attempt raised or deferred, or the receiving process died before recording it)."""
+
+    @property
+    def message_id(self) -> str:
+        """Stable id of a durable message across resends and restarts: ``"<stream>:<seq>"``."""
+        return f"{self.stream}:{self.seq}"
 
     @property
     def known(self) -> bool:
@@ -202,7 +235,24 @@ def decode(data: bytes | str, *, max_size: int = MAX_MESSAGE_SIZE) -> Envelope:
         raise ProtocolError(f"malformed JSON: {err}") from err
     if not isinstance(obj, dict):
         raise ProtocolError(f"envelope must be a JSON object, not {_jtype(obj)}")
+    _check_depth(obj)
     return _validate_envelope(obj)
+
+
+def _check_depth(obj: object) -> None:
+    """Raise ``ProtocolError`` if ``obj`` nests arrays/objects deeper than ``MAX_DEPTH``.
+
+    Iterative, so a hostile value cannot exhaust the Python stack here.
+    """
+    stack: list[tuple[object, int]] = [(obj, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            raise ProtocolError(f"message nested too deeply (limit {MAX_DEPTH} levels)")
+        if isinstance(value, dict):
+            stack.extend((v, depth + 1) for v in value.values() if isinstance(v, (dict, list)))
+        elif isinstance(value, list):
+            stack.extend((v, depth + 1) for v in value if isinstance(v, (dict, list)))
 
 
 def salvage_seq(data: bytes | str, *, max_size: int = MAX_MESSAGE_SIZE) -> tuple[str, int] | None:

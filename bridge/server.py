@@ -17,8 +17,21 @@ never from anything the car says. After the handshake:
 
 Limits (``ServerLimits``): frame size (close 1009), messages per second per car
 with a token bucket (close 1008), concurrent connections (close 1013). A second
-connection of the same car replaces the first (close 4001). Breaking a limit
-closes only that connection.
+connection of the same car replaces the first (close 4001) once it said hello;
+before hello a car may hold at most ``max_pending_per_car`` connections
+(more: close 1013), each must finish its TLS handshake within
+``tls_handshake_timeout_s`` and say hello within ``hello_timeout_s`` after it
+(else it is aborted; see ``bridge._guard``). Breaking a limit closes only that
+connection.
+
+Delivery (see ``bridge._session``): a message is acked only after
+``on_message`` returned. A handler that raises gets the message again (close
+4005, resent by the car) up to ``max_delivery_attempts`` times; then it is
+stored in ``dead-letters.db`` with its payload, logged with its seq and
+reason, passed to ``on_dead_letter``, and acked. Each message carries its
+stable id (``env.message_id``) and ``env.redelivered``. A car may not send the
+home's own types (``HOME_ONLY_TYPES``: refused, logged, acked) nor a seq
+implausibly far ahead (close 1002).
 
 A handler that cannot take a message now raises ``bridge.errors.DeferMessage``:
 the message is not acked (nor anything after it on that link) and the link
@@ -26,8 +39,9 @@ closes with 4005, "temporarily unavailable, retry soon", so the car resends it
 after reconnecting. ``disconnect(..., retry_after=S)`` closes with 4005 too;
 without ``retry_after`` it is 4003 (refused by the home).
 
-State on disk under ``state_dir``: ``ledger.db`` (highest seq handled per car)
-and ``cars/<vehicle_id>/outbox.db`` (what the hub still has to deliver).
+State on disk under ``state_dir``: ``ledger.db`` (highest seq handled per car),
+``dead-letters.db`` and ``cars/<vehicle_id>/outbox.db`` (what the hub still has
+to deliver).
 
 Certificates (``bridge.renewal``): a car's ``renew_request`` is answered by
 the server itself (``handle_renewals``, on by default): the CSR is signed for
@@ -58,6 +72,7 @@ from typing import Any, Final, Protocol
 from aiohttp import WSMsgType, web
 from cryptography import x509
 
+from bridge._guard import ConnectionGuard, GuardedSite
 from bridge._session import (
     CLOSE_INCOMPATIBLE,
     CLOSE_INTERNAL,
@@ -71,11 +86,13 @@ from bridge._session import (
     TokenBucket,
     retry_reason,
 )
+from bridge.deadletter import DeadLetter, DeadLetterStore, FailureTracker
 from bridge.errors import BridgeError, CertificateError, ProtocolError
 from bridge.ledger import InboundLedger
 from bridge.outbox import Outbox
 from bridge.pki import CAR_CERT_DAYS, HomeCA, vehicle_id_from_certificate
 from bridge.protocol import (
+    HOME_ONLY_TYPES,
     SUPPORTED_VERSIONS,
     Envelope,
     MessageType,
@@ -93,7 +110,16 @@ _LOGGER = logging.getLogger(__name__)
 WS_PATH: Final[str] = "/carhub"
 """The WebSocket route (``/`` is served too, so a bare ``wss://host:port`` URL works)."""
 
-_HELLO_TIMEOUT_S: Final[float] = 10.0
+# Limits of the hub that the car is not told about in the hello reply.
+_HUB_ONLY_LIMITS: Final = frozenset(
+    {
+        "max_connections",
+        "max_pending_per_car",
+        "hello_timeout_s",
+        "tls_handshake_timeout_s",
+        "max_delivery_attempts",
+    }
+)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -117,14 +143,18 @@ class HubHandler(Protocol):
         """A car connected and said hello (its vehicle info, capabilities and signals)."""
 
     async def on_message(self, peer: PeerInfo, env: Envelope) -> None:
-        """A durable message, in order, exactly once; the ack is sent after this returns.
+        """A durable message, in order; the ack is sent only after this returns.
 
         Raise ``bridge.errors.DeferMessage`` to refuse it for now: it is not
         acked (nor anything after it on this link), the link closes with 4005
         ("retry soon", with the exception's ``retry_after`` hint) and the car
-        resends it after reconnecting. Any other exception is logged and the
-        message counts as handled (acked), so one bad message cannot block
-        the link.
+        resends it after reconnecting. Any other exception does the same, up
+        to ``ServerLimits.max_delivery_attempts`` times; then the message is
+        dead-lettered (stored with its payload, reported) and acked.
+
+        Across a crash of this process a message handled but not yet recorded
+        is handed over again, with ``env.redelivered`` set: a handler whose
+        effect is not idempotent deduplicates by ``env.message_id`` durably.
         """
 
     async def on_disconnect(self, peer: PeerInfo) -> None:
@@ -141,6 +171,15 @@ class ServerLimits:
     max_connections: int = 64
     heartbeat_s: float = 15
     dead_after_s: float = 45
+    max_pending_per_car: int = 2
+    """Connections of one car certificate that have not said hello yet (more: 1013)."""
+    hello_timeout_s: float = 5.0
+    """From the WebSocket upgrade to the car's hello (else close 1002); the connection is
+    aborted if upgrade and hello are not done within this plus 1 s after the TLS handshake."""
+    tls_handshake_timeout_s: float = 5.0
+    """A TLS handshake not finished by then is aborted (slow-loris)."""
+    max_delivery_attempts: int = 3
+    """Failed handler attempts before a message is dead-lettered."""
 
 
 class _CarLink:
@@ -179,6 +218,7 @@ class HubServer:
         on_renewal: Callable[[RenewalEvent], object] | None = None,
         on_revocation: Callable[[RevocationEvent], object] | None = None,
         crl_watch_s: float | None = None,
+        on_dead_letter: Callable[[DeadLetter], object] | None = None,
     ) -> None:
         self._ca = ca
         self._state_dir = state_dir
@@ -207,6 +247,15 @@ class HubServer:
         self._crl_watch_s = crl_watch_s
         self._crl_task: asyncio.Task[None] | None = None
         self._revoked: set[int] = set()
+        self._on_dead_letter = on_dead_letter
+        self._dead_letters: DeadLetterStore | None = None
+        self._failures = FailureTracker()
+        self._pending: dict[str, int] = {}
+        # A second more than the hello wait after the upgrade, so a car that upgraded
+        # gets the clear close (1002 "no hello within") and the guard only cuts
+        # connections that never even sent their upgrade request.
+        self.guard = ConnectionGuard(limits.hello_timeout_s + 1.0)
+        """Hello deadlines of connections past their handshake (``waiting``, ``expired``)."""
         self.duplicates = 0
         """Resent messages dropped as duplicates so far (over all cars and links)."""
 
@@ -233,6 +282,8 @@ class HubServer:
         self._revoked = await loop.run_in_executor(None, self._revoked_serials)
         self._ledger = InboundLedger(self._state_dir / "ledger.db")
         await self._ledger.open()
+        self._dead_letters = DeadLetterStore(self.dead_letters_path)
+        await self._dead_letters.open()
         app = web.Application()
         app.router.add_get(WS_PATH, self._ws_handler)
         app.router.add_get("/", self._ws_handler)
@@ -244,9 +295,16 @@ class HubServer:
             # One site per host, all on one port: the first binds it (port 0: a
             # free one), the others follow. asyncio sets IPV6_V6ONLY on IPv6
             # sockets, so "0.0.0.0" and "::" can be listened on side by side.
-            site = web.TCPSite(self._runner, host, self.port, ssl_context=self._ssl)
+            site = GuardedSite(
+                self._runner,
+                host,
+                self.port,
+                ssl_context=self._ssl,
+                guard=self.guard,
+                handshake_timeout_s=self.limits.tls_handshake_timeout_s,
+            )
             await site.start()
-            server = site._server  # aiohttp has no public accessor for the bound port
+            server = site.server
             if self.port == 0 and isinstance(server, asyncio.Server) and server.sockets:
                 self.port = int(server.sockets[0].getsockname()[1])
         self._stopping = False
@@ -283,6 +341,24 @@ class HubServer:
         if self._ledger is not None:
             await self._ledger.close()
             self._ledger = None
+        if self._dead_letters is not None:
+            await self._dead_letters.close()
+            self._dead_letters = None
+
+    def waiting_for_hello(self, vehicle_id: str) -> int:
+        """Connections of this car's certificate that hold a slot and have not said hello."""
+        return self._pending.get(vehicle_id, 0)
+
+    @property
+    def dead_letters_path(self) -> Path:
+        """Where messages given up on are kept (``bridge.deadletter.read_dead_letters``)."""
+        return self._state_dir / "dead-letters.db"
+
+    async def dead_letters(self, vehicle_id: str | None = None) -> list[DeadLetter]:
+        """Messages given up on (of one car, or all), oldest first, with their payload."""
+        if self._dead_letters is None:
+            raise BridgeError("the hub is not running")
+        return await self._dead_letters.letters(vehicle_id)
 
     async def reload_crl(self) -> None:
         """Make new handshakes see the CA's current revocation list (after a revoke)."""
@@ -459,6 +535,30 @@ class HubServer:
         await self.send(peer.vehicle_id, MessageType.RENEW_RESPONSE, body)
         await self._emit(self._on_renewal, event)
 
+    async def _dead_letter(self, peer: PeerInfo, env: Envelope, reason: str, attempts: int) -> None:
+        """Store a message given up on (durably), log it, tell the application."""
+        assert self._dead_letters is not None
+        letter = await self._dead_letters.add(
+            peer=peer.vehicle_id,
+            stream=env.stream,
+            seq=env.seq,
+            type_=str(env.type),
+            ts=env.ts,
+            body=env.body,
+            reason=reason,
+            attempts=attempts,
+        )
+        _LOGGER.error(
+            "dead letter: %s seq %d from %s failed %d times (%s); stored in %s and acked",
+            env.type,
+            env.seq,
+            peer.vehicle_id,
+            attempts,
+            reason,
+            self.dead_letters_path,
+        )
+        await self._emit(self._on_dead_letter, letter)
+
     def _peer_vehicle_id(self, request: web.Request) -> tuple[str, int, dt.datetime | None] | None:
         transport = request.transport
         ssl_obj = transport.get_extra_info("ssl_object") if transport is not None else None
@@ -509,6 +609,16 @@ class HubServer:
         if self._stopping:
             await ws.close(code=CLOSE_SHUTDOWN, message=b"hub is shutting down")
             return ws
+        pending = self._pending.get(vehicle_id, 0)
+        if pending >= limits.max_pending_per_car:
+            # One certificate cannot crowd out the others with half-open links.
+            _LOGGER.warning("refusing %s: %d connections waiting for hello", vehicle_id, pending)
+            await ws.close(
+                code=CLOSE_TRY_LATER,
+                message=f"too many connections of this car before hello "
+                f"(limit {limits.max_pending_per_car})".encode(),
+            )
+            return ws
         if not replacing and self._active >= limits.max_connections:
             _LOGGER.warning("refusing %s: %d connections already", vehicle_id, self._active)
             await ws.close(
@@ -517,8 +627,18 @@ class HubServer:
             )
             return ws
         self._active += 1
+        self._pending[vehicle_id] = pending + 1
+        waiting = True
+
+        def said_hello() -> None:
+            nonlocal waiting
+            if waiting:
+                waiting = False
+                self.guard.greeted(request.transport)
+                self._not_pending(vehicle_id)
+
         try:
-            await self._serve_car(peer, ws)
+            await self._serve_car(peer, ws, said_hello)
         except (ConnectionError, OSError, BridgeError) as err:
             # Lost during hello, or storage trouble on this side: end this link only.
             _LOGGER.warning("link with %s failed: %r", vehicle_id, err)
@@ -527,13 +647,24 @@ class HubServer:
                     await ws.close(code=CLOSE_INTERNAL, message=b"hub error")
         finally:
             self._active -= 1
+            if waiting:
+                self._not_pending(vehicle_id)
         return ws
+
+    def _not_pending(self, vehicle_id: str) -> None:
+        """A connection of the car said hello or ended before: one fewer waiting."""
+        left = self._pending.get(vehicle_id, 0) - 1
+        if left > 0:
+            self._pending[vehicle_id] = left
+        else:
+            self._pending.pop(vehicle_id, None)
 
     async def _read_hello(self, ws: web.WebSocketResponse, peer: PeerInfo) -> Envelope | None:
         try:
-            msg = await ws.receive(timeout=_HELLO_TIMEOUT_S)
+            msg = await ws.receive(timeout=self.limits.hello_timeout_s)
         except TimeoutError:
-            await ws.close(code=CLOSE_PROTOCOL, message=b"no hello within 10 s")
+            reason = f"no hello within {self.limits.hello_timeout_s:g} s"
+            await ws.close(code=CLOSE_PROTOCOL, message=reason.encode())
             return None
         if msg.type not in (WSMsgType.TEXT, WSMsgType.BINARY):
             return None
@@ -547,11 +678,14 @@ class HubServer:
             return None
         return env
 
-    async def _serve_car(self, peer: PeerInfo, ws: web.WebSocketResponse) -> None:
+    async def _serve_car(
+        self, peer: PeerInfo, ws: web.WebSocketResponse, said_hello: Callable[[], None]
+    ) -> None:
         assert self._ledger is not None
         hello = await self._read_hello(ws, peer)
         if hello is None:
             return
+        said_hello()
         theirs = hello.body["protocols"]
         version = negotiate_version(SUPPORTED_VERSIONS, theirs)
         if version is None:
@@ -598,7 +732,7 @@ class HubServer:
                 "hub_id": self.hub_id,
                 "acked_seq": self._ledger.last(peer.vehicle_id),
                 "stream_id": outbox.stream_id,
-                "limits": {k: v for k, v in asdict(limits).items() if k != "max_connections"},
+                "limits": {k: v for k, v in asdict(limits).items() if k not in _HUB_ONLY_LIMITS},
             },
             v=version,
         )
@@ -614,6 +748,9 @@ class HubServer:
                 return
             await self._handler.on_message(peer, env)
 
+        async def dead_letter(env: Envelope, reason: str, attempts: int) -> None:
+            await self._dead_letter(peer, env, reason, attempts)
+
         session = LinkSession(
             ws=ws,
             name=f"car {peer.vehicle_id}",
@@ -628,6 +765,10 @@ class HubServer:
             heartbeat_s=limits.heartbeat_s,
             dead_after_s=limits.dead_after_s,
             inbound_limit=bucket,
+            refuse_types=HOME_ONLY_TYPES,
+            dead_letter=dead_letter,
+            failures=self._failures,
+            max_attempts=limits.max_delivery_attempts,
         )
         link = _CarLink(peer, ws, session)
         if peer.serial is not None and peer.serial in self._revoked:

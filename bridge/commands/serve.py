@@ -3,7 +3,24 @@
 Every durable message a car sends is printed as one JSON line on stdout and
 acked after it was printed::
 
-    {"vehicle_id": "car-1a2b", "type": "state", "seq": 42, "ts": 1732200000.1, "body": {...}}
+    {"vehicle_id": "car-1a2b", "type": "state", "seq": 42, "ts": 1732200000.1, "body": {...},
+     "id": "9f3c...:42", "redelivered": false}
+
+``id`` is the message's stable id (the car's stream id and the seq). Each
+message is printed once, also across a crash of ``serve``: the id of every
+printed message is recorded in ``--state-dir``/printed.db right after the line
+is written (same event-loop step), and a resent message already recorded is
+not printed again. Only a SIGKILL between writing a line and that commit can
+print it a second time, then with the same ``id`` and ``"redelivered": true``
+(deduplicate by ``id`` where that matters). If printing
+fails, the message is not acked; after 3 failures it is stored as a dead
+letter and reported::
+
+    {"event": "dead_letter", "vehicle_id": "car-1a2b", "id": "...", "seq": 7, "type": "event",
+     "body": {...}, "reason": "...", "attempts": 3, "dead_at": 1732200001.2}
+
+``carhub-bridge serve --dead-letters`` prints the stored dead letters (one JSON
+line each, with their payload) and exits.
 
 Connection changes are printed as lines with an ``event`` key instead of
 ``type``::
@@ -53,6 +70,8 @@ from typing import Any, TextIO
 
 import orjson
 
+from bridge.deadletter import DeadLetter, read_dead_letters
+from bridge.dedup import DedupRecord
 from bridge.errors import BridgeError
 from bridge.pki import CAR_CERT_DAYS, MAX_CAR_CERT_DAYS, HomeCA
 from bridge.protocol import DURABLE_TYPES, Envelope, MessageType
@@ -97,6 +116,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
         "--ttl", type=float, default=3600.0, help="seconds before a notify/command expires"
     )
     parser.add_argument("--no-stdin", action="store_true", help="do not read commands from stdin")
+    parser.add_argument(
+        "--dead-letters",
+        action="store_true",
+        help="print the stored dead letters (messages given up on) as JSON lines and exit",
+    )
     parser.add_argument("--max-msgs-per-s", type=float, default=2000.0, help="per-car rate limit")
     parser.add_argument("--burst", type=int, default=4000, help="per-car burst allowance")
     parser.add_argument(
@@ -124,8 +148,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
 class _Printer:
     """The HubHandler of ``serve``: one JSON line per message or connection change."""
 
-    def __init__(self, out: TextIO) -> None:
+    def __init__(self, out: TextIO, printed: DedupRecord | None = None) -> None:
         self._out = out
+        self._printed = printed
 
     def line(self, obj: dict[str, Any]) -> None:
         self._out.write(orjson.dumps(obj).decode() + "\n")
@@ -142,6 +167,9 @@ class _Printer:
         )
 
     async def on_message(self, peer: PeerInfo, env: Envelope) -> None:
+        printed = self._printed
+        if printed is not None and printed.seen(peer.vehicle_id, env.stream, env.seq):
+            return  # printed by an earlier run that died before recording it in the ledger
         self.line(
             {
                 "vehicle_id": peer.vehicle_id,
@@ -149,8 +177,13 @@ class _Printer:
                 "seq": env.seq,
                 "ts": env.ts,
                 "body": env.body,
+                "id": env.message_id,
+                "redelivered": env.redelivered,
             }
         )
+        if printed is not None:
+            # No await since the line was written: nothing else runs before this commits.
+            printed.record(peer.vehicle_id, env.stream, env.seq)
 
     async def on_disconnect(self, peer: PeerInfo) -> None:
         self.line({"event": "disconnected", "vehicle_id": peer.vehicle_id})
@@ -160,6 +193,9 @@ class _Printer:
 
     def revocation(self, event: RevocationEvent) -> None:
         self.line({"event": "revoked", **event.to_json()})
+
+    def dead_letter(self, letter: DeadLetter) -> None:
+        self.line({"event": "dead_letter", **letter.to_json()})
 
 
 def parse_command(line: str, ttl: float) -> tuple[str, MessageType, dict[str, Any]]:
@@ -238,8 +274,31 @@ async def _read_stdin(hub: HubServer, printer: _Printer, ttl: float) -> None:
         printer.line({"event": "queued", "vehicle_id": vehicle_id, "type": type_, "seq": seq})
 
 
+def _print_dead_letters(state_dir: Path) -> int:
+    try:
+        letters = read_dead_letters(state_dir / "dead-letters.db")
+    except BridgeError as err:
+        print(f"carhub-bridge serve: {err}", file=sys.stderr)
+        return 1
+    for letter in letters:
+        sys.stdout.write(orjson.dumps(letter.to_json()).decode() + "\n")
+    return 0
+
+
 async def _serve(args: argparse.Namespace) -> int:
-    printer = _Printer(sys.stdout)
+    printed = DedupRecord(args.state_dir / "printed.db")
+    try:
+        printed.open()
+    except BridgeError as err:
+        print(f"carhub-bridge serve: {err}", file=sys.stderr)
+        return 1
+    try:
+        return await _serve_with(args, _Printer(sys.stdout, printed))
+    finally:
+        printed.close()
+
+
+async def _serve_with(args: argparse.Namespace, printer: _Printer) -> int:
     loop = asyncio.get_running_loop()
     try:
         ca = await loop.run_in_executor(None, HomeCA.load, args.ca_dir)
@@ -267,6 +326,7 @@ async def _serve(args: argparse.Namespace) -> int:
         renewal_days=args.renewal_days,
         on_renewal=printer.renewal,
         on_revocation=printer.revocation,
+        on_dead_letter=printer.dead_letter,
         crl_watch_s=args.crl_check if args.crl_check > 0 else None,
     )
     try:
@@ -311,5 +371,7 @@ async def _serve(args: argparse.Namespace) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run the hub until SIGINT/SIGTERM."""
+    """Run the hub until SIGINT/SIGTERM (or, with ``--dead-letters``, list them)."""
+    if args.dead_letters:
+        return _print_dead_letters(args.state_dir)
     return asyncio.run(_serve(args))

@@ -23,10 +23,12 @@ from homeassistant.components import network
 from homeassistant.config_entries import ConfigEntryState
 from homeassistant.const import EVENT_HOMEASSISTANT_STOP
 from homeassistant.core import CALLBACK_TYPE, Event, HomeAssistant, callback
+from homeassistant.helpers import issue_registry as ir
 from homeassistant.helpers.storage import Store
 from homeassistant.util import dt as dt_util
 from homeassistant.util.hass_dict import HassKey
 
+from bridge.deadletter import DeadLetter
 from bridge.errors import BridgeError, DeferMessage
 from bridge.pairing import HubInfo
 from bridge.pki import HomeCA
@@ -36,6 +38,7 @@ from bridge.server import HubServer, PeerInfo
 
 from .const import DEFAULT_LISTEN_HOST, DEFAULT_LISTEN_HOST_V6, DOMAIN, LOGGER
 from .coordinator import CarHubCoordinator
+from .handled import HandledRecord
 from .health import async_certificate_renewed
 from .vocabulary import VocabularySync
 
@@ -187,6 +190,8 @@ class CarHub:
         )
         self._last_seen: dict[str, float] = {}
         self.vocabulary = VocabularySync(hass, self)
+        # Voice requests and events acted on, so a redelivery is not acted on again.
+        self._handled = HandledRecord(storage_dir(hass) / "hub" / "handled.db")
 
     # -- lifecycle -----------------------------------------------------------------
     @property
@@ -212,6 +217,7 @@ class CarHub:
         """
         stored = await self._last_seen_store.async_load()
         self._last_seen = dict(stored or {})
+        await self.hass.async_add_executor_job(self._handled.open)
         for ipv6 in (True, False):
             hostnames, ips = await self._async_server_names(external_url, ipv6=ipv6)
             await self.hass.async_add_executor_job(
@@ -224,17 +230,20 @@ class CarHub:
                 host=(DEFAULT_LISTEN_HOST, DEFAULT_LISTEN_HOST_V6) if ipv6 else DEFAULT_LISTEN_HOST,
                 port=port if bind_port is None else bind_port,
                 on_renewal=self._on_renewal,
+                on_dead_letter=self._on_dead_letter,
             )
             try:
                 await server.start()
             except OSError as err:
                 await server.stop()  # a failed start may leave the ledger open
                 if not ipv6:
+                    self._handled.close()
                     raise
                 LOGGER.info("The CarHub listener cannot listen on IPv6 (%s): IPv4 only", err)
                 continue
             except BaseException:
                 await server.stop()
+                self._handled.close()
                 raise
             break
         self.ipv6 = ipv6
@@ -259,6 +268,7 @@ class CarHub:
         server, self._server = self._server, None
         if server is not None:
             await server.stop()
+        self._handled.close()
         await self._last_seen_store.async_save(self._last_seen)
 
     async def _async_on_hass_stop(self, _event: Event) -> None:
@@ -422,24 +432,62 @@ class CarHub:
         await coordinator.async_on_connect(hello)
 
     async def on_message(self, peer: PeerInfo, env: Envelope) -> None:
-        """A durable message from a car (raises ``DeferMessage`` while its entry is not loaded)."""
+        """A durable message from a car (raises ``DeferMessage`` while its entry is not loaded).
+
+        Voice requests and events are acted on at most once across crashes
+        (see ``handled``): a redelivered one that was acted on is skipped.
+        """
         vehicle_id = peer.vehicle_id
+        if self._handled.skip(vehicle_id, env):
+            return
         if (coordinator := self._coordinators.get(vehicle_id)) is not None:
-            await coordinator.async_on_message(env)
+            await self._async_act(coordinator, env)
             return
         if not self._entry_known(vehicle_id):
             return  # an unknown car: its link is being closed
         if env.type == MessageType.VOICE_REQUEST:
+            self._handled.before_acting(vehicle_id, env)
             await self._async_answer_unavailable(vehicle_id, env)
             return
         if (coordinator := await self._async_wait_registered(vehicle_id)) is not None:
-            await coordinator.async_on_message(env)
+            await self._async_act(coordinator, env)
             return
         if env.type == MessageType.SNAPSHOT:
             LOGGER.debug("Dropping a snapshot of %s: its entry is not loaded", vehicle_id)
             return
         LOGGER.debug("Deferring %s seq %d of %s: entry not loaded", env.type, env.seq, vehicle_id)
         raise DeferMessage(NOT_LOADED_REASON, retry_after=self._retry_hint(vehicle_id))
+
+    async def _async_act(self, coordinator: CarHubCoordinator, env: Envelope) -> None:
+        """Hand one message to the car's coordinator, recorded as ``handled`` says.
+
+        No await between an event being fired and its record: the coordinator
+        fires an event without yielding to the loop.
+        """
+        self._handled.before_acting(coordinator.vehicle_id, env)
+        await coordinator.async_on_message(env)
+        self._handled.after_acting(coordinator.vehicle_id, env)
+
+    @callback
+    def _on_dead_letter(self, letter: DeadLetter) -> None:
+        """A car message failed every attempt: it is kept on disk; tell the owner (repair)."""
+        entry = self.hass.config_entries.async_entry_for_domain_unique_id(DOMAIN, letter.peer)
+        ir.async_create_issue(
+            self.hass,
+            DOMAIN,
+            f"dead_letter_{letter.peer}",
+            is_fixable=False,
+            is_persistent=True,
+            severity=ir.IssueSeverity.WARNING,
+            translation_key="dead_letter",
+            translation_placeholders={
+                "name": entry.title if entry is not None else letter.peer,
+                "type": letter.type,
+                "seq": str(letter.seq),
+                "reason": letter.reason,
+                "path": str(storage_dir(self.hass) / "hub" / "dead-letters.db"),
+            },
+        )
 
     async def _async_answer_unavailable(self, vehicle_id: str, env: Envelope) -> None:
         """Reply to a voice request the car's (unloaded) entry cannot take."""

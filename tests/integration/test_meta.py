@@ -307,7 +307,7 @@ def test_exception_and_issue_translations() -> None:
     used |= set(voice.FALLBACK_MESSAGES)
     for key, fallback in voice.FALLBACK_MESSAGES.items():
         assert EN["exceptions"][key]["message"] == fallback
-    issue_keys = {"certificate_expiring", "not_seen"}
+    issue_keys = {"certificate_expiring", "not_seen", "dead_letter"}
     selector_keys = {"sensitive", "priority"}
     entity_keys = {d.translation_key for d in sensor.SENSORS} | {
         d.translation_key for d in binary_sensor.BINARY_SENSORS
