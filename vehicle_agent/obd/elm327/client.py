@@ -204,8 +204,10 @@ class Elm327Client(ObdQueries):
         )
         for command in SETUP_COMMANDS:
             await self._setting(wire, command)
-        answer = [line for line in split_lines(await self._at(wire, "ATI")) if line != "ATI"]
-        if answer and status_of(answer[-1]) in (None, ElmStatus.RESET):
+        # split_lines drops spaces, which the version string keeps ("ELM327 v1.5").
+        text = (await self._at(wire, "ATI")).replace("\x00", "").replace("\n", "\r")
+        answer = [line.strip() for line in text.split("\r") if line.strip() not in ("", "ATI")]
+        if answer and status_of(answer[-1].upper().replace(" ", "")) in (None, ElmStatus.RESET):
             self.version = answer[-1]
         self.protocol = None
         self.asleep = False
