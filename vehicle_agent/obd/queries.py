@@ -94,6 +94,9 @@ class ObdQueries:
         """The positive answers of every ECU that answered (one, on a single-ECU link)."""
         return [await self.request(payload, echo=echo)]
 
+    async def close(self) -> None:
+        """Release the link (nothing to release here)."""
+
     async def enter_low_power(self) -> None:
         """The car went off: let the adapter sleep, if it has such a mode (no-op here)."""
 
