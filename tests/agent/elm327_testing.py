@@ -42,7 +42,7 @@ class ElmEmulator:
         self.device = workdir / "ttyELM"
         """Stable path of the pty (a symlink re-pointed at each start)."""
         self.port = free_port() if tcp else 0
-        self.proc: subprocess.Popen[bytes] | None = None
+        self.proc: asyncio.subprocess.Process | None = None
         self.starts = 0
 
     @property
@@ -67,11 +67,13 @@ class ElmEmulator:
             CARHUB_ELM_VOLTAGE_FILE=str(self.voltage_file),
         )
         # stdin stays an open pipe: the emulator's batch interpreter waits on it.
-        self.proc = subprocess.Popen(args, stdin=subprocess.PIPE, env=env, cwd=Path.cwd())
+        self.proc = await asyncio.create_subprocess_exec(
+            *args, stdin=subprocess.PIPE, env=env, cwd=Path.cwd()
+        )
         self.starts += 1
         deadline = time.monotonic() + START_WAIT
         while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
+            if self.proc.returncode is not None:
                 raise RuntimeError(f"the emulator exited with {self.proc.returncode}")
             if self.tcp:
                 with contextlib.suppress(OSError):
@@ -94,9 +96,7 @@ class ElmEmulator:
         if proc is None:
             return
         proc.kill()
-        await asyncio.to_thread(proc.wait, 10)
-        if proc.stdin is not None:
-            proc.stdin.close()
+        await asyncio.wait_for(proc.wait(), 10)
 
 
 class TcpRelay:

@@ -123,7 +123,7 @@ def _fail(message: str) -> None:
 async def _connect(args: argparse.Namespace) -> AsyncIterator[ObdQueries]:
     """Open the bus (or a simulated ECU, or a dongle), yield a started client, close all."""
     if args.elm327 is not None:
-        options = ElmOptions(baudrate=args.elm327_baud, request_timeout_s=max(args.timeout, 10.0))
+        options = ElmOptions(baudrate=args.elm327_baud, request_timeout_s=max(args.timeout, 5.0))
         async with Elm327Client(args.elm327, options=options) as dongle:
             yield dongle
         return

@@ -76,8 +76,10 @@ class ElmOptions:
 
     baudrate: int = DEFAULT_BAUDRATE
     """Serial speed (ignored for TCP and by Bluetooth rfcomm)."""
-    request_timeout_s: float = 10.0
-    """Wait for the prompt after an OBD request (the first one searches protocols)."""
+    request_timeout_s: float = 5.0
+    """Wait for the prompt after an OBD request."""
+    search_timeout_s: float = 20.0
+    """Wait after the dongle said ``SEARCHING...`` (trying protocols one by one)."""
     command_timeout_s: float = 2.0
     """Wait for the prompt after an AT command."""
     reset_timeout_s: float = 5.0
@@ -239,14 +241,16 @@ class Elm327Client(ObdQueries):
             self._drop()
             raise
 
-    async def _exchange(self, wire: ElmWire, command: str, timeout_s: float) -> str:
+    async def _exchange(
+        self, wire: ElmWire, command: str, timeout_s: float, searching_s: float = 0.0
+    ) -> str:
         stale = wire.discard_input()
         if stale.strip(b"\r\n\x00 >"):
             self.stats.bump("junk_responses")
             _LOGGER.debug("dropping unasked bytes from the ELM327: %r", stale[:80])
         try:
             wire.write(command.encode("ascii") + b"\r")
-            return await wire.read_until_prompt(timeout_s)
+            return await wire.read_until_prompt(timeout_s, searching_s=searching_s)
         except ObdTransportError:
             self.stats.bump("transport_errors")
             self._drop()
@@ -281,7 +285,9 @@ class Elm327Client(ObdQueries):
             for attempt in range(2):
                 wire = await self._ensure_ready()
                 self.stats.bump("requests")
-                text = await self._exchange(wire, command, self.options.request_timeout_s)
+                text = await self._exchange(
+                    wire, command, self.options.request_timeout_s, self.options.search_timeout_s
+                )
                 if self.protocol is None:
                     await self._learn_protocol(wire, text, command)
                 parsed = parse_answer(text, self.protocol or "6", sent=command)

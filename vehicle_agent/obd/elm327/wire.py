@@ -87,15 +87,19 @@ class ElmWire(asyncio.Protocol):
         self._buffer.clear()
         return stale
 
-    async def read_until_prompt(self, timeout_s: float) -> str:
+    async def read_until_prompt(self, timeout_s: float, *, searching_s: float = 0.0) -> str:
         """Everything before the next ``>``, as text; the prompt is consumed.
+
+        Once the dongle printed ``SEARCHING...`` (it is trying protocols, which
+        takes seconds) the wait is ``searching_s`` when that is longer.
 
         Raises :class:`ObdTransportError` when the link closes or no prompt
         comes within ``timeout_s`` (the dongle froze or vanished) and
         :class:`ObdResponseError` when more than :data:`MAX_BUFFER` bytes come
         without one (garbage on the line).
         """
-        deadline = time.monotonic() + timeout_s
+        started = time.monotonic()
+        deadline = started + timeout_s
         while True:
             end = self._buffer.find(b">")
             if end >= 0:
@@ -107,6 +111,8 @@ class ElmWire(asyncio.Protocol):
             if len(self._buffer) > MAX_BUFFER:
                 self._buffer.clear()
                 raise ObdResponseError(f"over {MAX_BUFFER} bytes without a prompt: garbage")
+            if searching_s > timeout_s and b"SEARCHING" in self._buffer:
+                deadline = max(deadline, started + searching_s)
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise ObdTransportError(f"the dongle sent no prompt within {timeout_s:g} s")
@@ -125,19 +131,21 @@ class ElmWire(asyncio.Protocol):
 async def open_wire(target: ElmTarget, *, baudrate: int, timeout_s: float) -> ElmWire:
     """Connect to the dongle; raises :class:`ObdTransportError` when it is not there."""
     loop = asyncio.get_running_loop()
+    transport: asyncio.BaseTransport
+    wire: asyncio.BaseProtocol
     try:
         if target.serial is not None:
             # Imported here: TCP-only installs and the CAN path never need pyserial.
             import serial_asyncio_fast
 
-            _, wire = await asyncio.wait_for(
+            transport, wire = await asyncio.wait_for(
                 serial_asyncio_fast.create_serial_connection(
                     loop, ElmWire, target.serial, baudrate=baudrate
                 ),
                 timeout_s,
             )
         elif target.host is not None and target.port is not None:
-            _, wire = await asyncio.wait_for(
+            transport, wire = await asyncio.wait_for(
                 loop.create_connection(ElmWire, target.host, target.port), timeout_s
             )
         else:
@@ -145,4 +153,6 @@ async def open_wire(target: ElmTarget, *, baudrate: int, timeout_s: float) -> El
     except Exception as err:  # OSError, TimeoutError, serial.SerialException (not an OSError)
         raise ObdTransportError(f"cannot open the dongle at {target}: {err}") from err
     assert isinstance(wire, ElmWire)
+    # pyserial-asyncio calls connection_made on the next loop turn: do not wait for it.
+    wire.transport = wire.transport or transport
     return wire
