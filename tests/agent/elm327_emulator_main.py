@@ -8,7 +8,11 @@ starts (the emulator documents editing them to simulate faults):
   ``DTC_STORED`` / ``DTC_PENDING`` / ``DTC_PERMANENT`` lists);
 * ``CARHUB_ELM_VOLTAGE_FILE``: a file holding a voltage; the answers to
   ``0142`` (control module voltage) and ``ATRV`` are read from it at each
-  request, so a test can let the battery run down and charge again.
+  request, so a test can let the battery run down and charge again;
+* ``CARHUB_ELM_MISSING``: AT commands to forget (``ATLP,ATRV``), answered
+  ``?`` as by the clones that lack them;
+* ``CARHUB_ELM_FAST=1``: ``ATZ`` and ``ATDPN`` take 0.05 s instead of 0.5 s
+  (the protocol search after the first request keeps its 3 s).
 """
 
 from __future__ import annotations
@@ -43,6 +47,17 @@ def _configure() -> None:
             "permanent": obd_message.DTC_PERMANENT,
         }[kind]
         target[:] = [c for c in codes.split(",") if c]
+    missing = {c for c in os.environ.get("CARHUB_ELM_MISSING", "").split(",") if c}
+    fast = os.environ.get("CARHUB_ELM_FAST") == "1"
+    for scenario in obd_message.ObdMessage.values():
+        for key, entry in list(scenario.items()):
+            request = str(entry.get("Request", ""))
+            if request.removeprefix("^").removesuffix(obd_message.ELM_FOOTER).strip("$") in missing:
+                del scenario[key]
+            elif fast and request == "^ATZ$":
+                entry["Exec"] = "self.reset(0.05)"
+            elif fast and request == "^ATDPN$":
+                entry["Exec"] = "time.sleep(0.05)"
     if os.environ.get("CARHUB_ELM_VOLTAGE_FILE"):
         for scenario in obd_message.ObdMessage.values():
             for entry in scenario.values():
@@ -50,7 +65,7 @@ def _configure() -> None:
                 if request.startswith("^0142"):
                     entry.pop("Response", None)
                     entry["ResponseFooter"] = _pid42
-                elif request == "^ATRV$":
+                elif request.startswith("^ATRV"):
                     entry["ResponseHeader"] = _atrv
 
 

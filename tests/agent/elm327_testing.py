@@ -32,8 +32,15 @@ class ElmEmulator:
     """``python -m elm -s car`` (through tests.agent.elm327_emulator_main) on a pty or TCP."""
 
     def __init__(
-        self, workdir: Path, *, tcp: bool = False, dtcs: str = "", voltage: float = 14.2
+        self,
+        workdir: Path,
+        *,
+        tcp: bool = False,
+        dtcs: str = "",
+        voltage: float = 14.2,
+        missing: str = "",
     ) -> None:
+        self.missing = missing
         self.workdir = workdir
         self.tcp = tcp
         self.dtcs = dtcs
@@ -65,6 +72,8 @@ class ElmEmulator:
             os.environ,
             CARHUB_ELM_DTCS=self.dtcs,
             CARHUB_ELM_VOLTAGE_FILE=str(self.voltage_file),
+            CARHUB_ELM_MISSING=self.missing,
+            CARHUB_ELM_FAST="1",
         )
         # stdin stays an open pipe: the emulator's batch interpreter waits on it.
         self.proc = await asyncio.create_subprocess_exec(

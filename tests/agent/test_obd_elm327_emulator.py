@@ -22,8 +22,9 @@ from pathlib import Path
 import pytest
 
 from tests.agent.elm327_testing import ElmEmulator, TcpRelay
-from tests.agent.hub_testing import WAIT, wait_until
-from vehicle_agent.cli import main
+from tests.agent.hub_testing import WAIT, pair, running_home, wait_until
+from vehicle_agent.cli import build_parser, main
+from vehicle_agent.commands import run as run_cmd
 from vehicle_agent.obd.elm327 import Elm327Client, ElmOptions
 from vehicle_agent.obd.errors import ObdError, ObdTransportError
 from vehicle_agent.obd.power import PowerPolicy
@@ -191,7 +192,9 @@ async def test_run_loop_over_tcp_freeze_garbage_and_battery(tmp_path: Path) -> N
         await wait_until(lambda: client.sleeps >= 1, "ATLP sent")
         await asyncio.sleep(0.5)  # a request in flight may finish
         relay.sent.clear()
+        emulator.set_voltage(11.7)  # only the ATRV probe can bring this to the store
         await asyncio.sleep(1.6)
+        assert store.value(BATTERY_VOLTAGE) == 11.7
         commands = [c for c in relay.sent.decode(errors="replace").split("\r") if c]
         assert "ATRV" in commands, commands
         obd_requests = [c for c in commands if re.fullmatch(r"[0-9A-F]{2,14}", c)]
@@ -210,3 +213,53 @@ async def test_run_loop_over_tcp_freeze_garbage_and_battery(tmp_path: Path) -> N
         await service.close()
         await relay.close()
         await emulator.stop()
+
+
+async def test_clone_without_low_power_or_voltmeter(tmp_path: Path) -> None:
+    """A "v1.5" clone that answers ``?`` to ATLP and ATRV: used without them."""
+    emulator = ElmEmulator(tmp_path, missing="ATLP,ATRV", voltage=12.0)
+    await emulator.start()
+    profile = load_profile("obd_generic")
+    store = CanPipeline.from_profile(profile, clock=time.time).store
+    client = Elm327Client(emulator.target, options=FAST)
+    service = ObdService(client, store, profile, options=ObdOptions(probe_interval_s=0.2))
+    try:
+        await client.start()
+        assert client.version == "ELM327 v1.5"
+        await client.enter_low_power()
+        assert not client.asleep and client.sleeps == 0
+        assert await client.read_adapter_voltage() is None
+        assert client.missing_commands == {"ATLP", "ATRV"}
+        # The paused-battery probe falls back to PID 0x42 from the ECU.
+        assert await service._probe_voltage(profile.signals[BATTERY_VOLTAGE]) == 12.0
+        assert (await client.read_pid(0x0D)).spec.name == "speed"
+    finally:
+        await service.close()
+        await emulator.stop()
+
+
+async def test_run_command_with_elm327_reaches_a_hub(tmp_path: Path) -> None:
+    """``vehicle-agent run --profile obd_generic --elm327 HOST:PORT`` as the README shows it."""
+    emulator = ElmEmulator(tmp_path, tcp=True, dtcs="stored=0420", voltage=14.1)
+    await emulator.start()
+    state_dir = tmp_path / "car"
+    try:
+        async with running_home(tmp_path / "home") as home:
+            await pair(home, state_dir)
+            args = build_parser().parse_args(
+                [
+                    *["run", "--profile", "obd_generic", "--elm327", emulator.target],
+                    *["--state-dir", str(state_dir), "--send-interval", "0.1"],
+                    *["--duration", "6"],
+                ]
+            )
+            assert await asyncio.wait_for(run_cmd._main(args), WAIT) == 0
+            state = home.handler.merged_state()
+            assert state["Vehicle.LowVoltageBattery.CurrentVoltage"] == 14.1
+            assert "Vehicle.Powertrain.CombustionEngine.Speed" in state
+            assert [e["data"]["code"] for e in home.handler.events("dtc_appeared")] == ["P0420"]
+    finally:
+        await emulator.stop()
+    bad = build_parser().parse_args(["run", "--profile", "obd_generic", "--elm327", "nowhere"])
+    with pytest.raises(run_cmd.UsageError, match="--elm327"):
+        await run_cmd._main(bad)
