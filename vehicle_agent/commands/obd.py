@@ -266,6 +266,9 @@ def run(args: argparse.Namespace) -> int:
         )
         return 2
     if args.elm327 is not None:
+        if args.simulate:
+            _fail("--simulate and --elm327 exclude each other")
+            return 2
         try:
             parse_target(args.elm327)
         except ValueError as err:
