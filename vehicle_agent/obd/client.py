@@ -20,8 +20,7 @@ import asyncio
 import logging
 import threading
 import time
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
 import can
 import isotp
@@ -85,18 +84,6 @@ class ObdClient(ObdQueries):
         self._stack: Any = None
         self._lock = asyncio.Lock()
         self._thread_lock = threading.Lock()
-
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.close()
 
     @property
     def running(self) -> bool:

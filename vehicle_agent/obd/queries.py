@@ -15,6 +15,8 @@ import logging
 import threading
 import time
 from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Self
 
 from vehicle_agent.obd.dtc import SERVICE_FOR_KIND, Dtc, DtcKind, make_dtc, parse_dtc_payload
 from vehicle_agent.obd.errors import ObdNotSupportedError, ObdResponseError
@@ -94,8 +96,23 @@ class ObdQueries:
         """The positive answers of every ECU that answered (one, on a single-ECU link)."""
         return [await self.request(payload, echo=echo)]
 
+    async def start(self) -> None:
+        """Open the link (nothing to open here)."""
+
     async def close(self) -> None:
         """Release the link (nothing to release here)."""
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
 
     async def enter_low_power(self) -> None:
         """The car went off: let the adapter sleep, if it has such a mode (no-op here)."""

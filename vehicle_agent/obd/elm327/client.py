@@ -29,8 +29,6 @@ import logging
 import re
 import time
 from dataclasses import dataclass
-from types import TracebackType
-from typing import Self
 
 from vehicle_agent.obd.dtc import decode_dtc
 from vehicle_agent.obd.elm327.answers import (
@@ -119,18 +117,6 @@ class Elm327Client(ObdQueries):
         self._closed = False
         self._retry_at = 0.0
         self._backoff = self.options.initial_backoff_s
-
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.close()
 
     @property
     def running(self) -> bool:
