@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 START_WAIT = 15.0
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def free_port() -> int:
@@ -74,10 +75,12 @@ class ElmEmulator:
             CARHUB_ELM_VOLTAGE_FILE=str(self.voltage_file),
             CARHUB_ELM_MISSING=self.missing,
             CARHUB_ELM_FAST="1",
+            PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
         )
         # stdin stays an open pipe: the emulator's batch interpreter waits on it.
+        # It writes elm.log into its working directory: the test's, not the repository.
         self.proc = await asyncio.create_subprocess_exec(
-            *args, stdin=subprocess.PIPE, env=env, cwd=Path.cwd()
+            *args, stdin=subprocess.PIPE, env=env, cwd=self.workdir
         )
         self.starts += 1
         deadline = time.monotonic() + START_WAIT
