@@ -18,6 +18,9 @@ the battery rule paused polling and no ignition signal says the car is off,
 :meth:`ObdService.probe_loop` asks for PID 0x42 alone every
 ``probe_interval_s`` seconds; once the alternator charges again (13 V) polling
 resumes. One request every two minutes by default, instead of a full cycle.
+An adapter that measures the 12 V itself (an ELM327's ``ATRV``) is asked
+instead, so the probe wakes no ECU; after the probe an adapter with a
+low-power mode goes back to sleep.
 
 Timestamps: every value in the live store is unix time (``time.time``), the
 clock the wire protocol uses, so ages here are ``time.time() - ts``.
@@ -33,10 +36,10 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 
 from vehicle_agent.mapper import VssUpdate
-from vehicle_agent.obd.client import ObdClient
 from vehicle_agent.obd.errors import ObdError
 from vehicle_agent.obd.poller import DTC_PATH, ObdPoller, convert_value
 from vehicle_agent.obd.power import PowerMonitor, PowerPolicy
+from vehicle_agent.obd.queries import ObdQueries
 from vehicle_agent.profile import CarProfile, ObdSource, SignalSpec
 from vehicle_agent.state_store import StateStore
 
@@ -145,7 +148,7 @@ class ObdService:
 
     def __init__(
         self,
-        client: ObdClient,
+        client: ObdQueries,
         store: StateStore,
         profile: CarProfile,
         *,
@@ -222,14 +225,26 @@ class ObdService:
             last = time.monotonic()
             self.probes += 1
             try:
-                reading = await self.client.read_pid(VOLTAGE_PID)
+                value = await self._probe_voltage(spec)
             except ObdError as err:
                 _LOGGER.debug("battery probe: %s", err)
-                continue
-            value = convert_value(spec, reading.value)
-            if isinstance(value, int | float):
+                value = None
+            if value is not None:
                 _LOGGER.info("battery probe while paused: %.2f V", value)
                 self._store.update(BATTERY_VOLTAGE, value, self._clock())
+            if self._should_probe():  # still paused: let the adapter sleep again
+                with contextlib.suppress(ObdError):
+                    await self.client.enter_low_power()
+
+    async def _probe_voltage(self, spec: SignalSpec) -> float | None:
+        # An adapter that measures 12 V itself (ELM327 ATRV) answers without
+        # waking any ECU; otherwise ask the ECU for PID 0x42.
+        measured = await self.client.read_adapter_voltage()
+        if measured is not None:
+            return measured
+        reading = await self.client.read_pid(VOLTAGE_PID)
+        value = convert_value(spec, reading.value)
+        return float(value) if isinstance(value, int | float) else None
 
     async def close(self) -> None:
         """Stop polling and probing; stop the client's ISO-TP stack."""

@@ -65,3 +65,10 @@ def test_help_says_obd_transmits(capsys):
     with pytest.raises(SystemExit):
         main(["obd", "--help"])
     assert "TRANSMIT" in capsys.readouterr().out
+
+
+def test_elm327_target_is_checked(capsys):
+    assert main(["obd", "--elm327", "not-a-target", "vin"]) == 2
+    assert "HOST:PORT" in capsys.readouterr().err
+    assert main(["obd", "--simulate", "--elm327", "127.0.0.1:35000", "vin"]) == 2
+    assert "exclude" in capsys.readouterr().err

@@ -16,8 +16,10 @@ import can
 from vehicle_agent.can_input import CanInputError, ListenOnlyBus, open_bus
 from vehicle_agent.obd.client import ObdClient
 from vehicle_agent.obd.dtc import DtcKind
-from vehicle_agent.obd.errors import ObdError, ObdNotSupportedError
+from vehicle_agent.obd.elm327 import Elm327Client, ElmOptions, parse_target
+from vehicle_agent.obd.errors import ObdError, ObdNotSupportedError, ObdTransportError
 from vehicle_agent.obd.pids import PIDS, SUPPORTED_PID_BLOCKS, parse_pid
+from vehicle_agent.obd.queries import ObdQueries
 from vehicle_agent.obd.simulator import SimulatedEcu
 
 DESCRIPTION = """\
@@ -38,12 +40,19 @@ Actions:
   clear-dtcs   mode 04, needs --yes
   vin          mode 09 PID 02
 
+With --elm327 the questions go through an ELM327 dongle (or a clone, or
+WiCAN): a serial device (USB /dev/ttyUSB0, Bluetooth /dev/rfcomm0) or a Wi-Fi
+dongle's HOST:PORT (usually 192.168.0.10:35000); the protocol is detected
+automatically and every ECU that answers is heard.
+
 Output is one JSON object per line on stdout; errors go to stderr.
-Exit codes: 0 ok, 1 the ECU did not answer or refused, 2 usage or bus error.
+Exit codes: 0 ok, 1 the ECU did not answer or refused, 2 usage, bus or dongle error.
 
 Examples:
   vehicle-agent obd --interface socketcan --channel can0 read speed rpm
   vehicle-agent obd --simulate dtcs --kind all
+  vehicle-agent obd --elm327 /dev/ttyUSB0 vin
+  vehicle-agent obd --elm327 192.168.0.10:35000 clear-dtcs --yes
 """
 
 
@@ -79,6 +88,17 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="talk to a built-in simulated ECU on a private virtual bus "
         "(ignores --interface/--channel)",
     )
+    parser.add_argument(
+        "--elm327",
+        metavar="PORT_OR_HOST:PORT",
+        help="use an ELM327 dongle (serial device or HOST:PORT) instead of a CAN interface",
+    )
+    parser.add_argument(
+        "--elm327-baud",
+        type=int,
+        default=38400,
+        help="serial speed of --elm327 (default: 38400; ignored for TCP and rfcomm)",
+    )
     parser.add_argument("action", choices=["pids", "read", "dtcs", "clear-dtcs", "vin"])
     parser.add_argument("pids", nargs="*", metavar="PID", help="PIDs for `read`")
     parser.add_argument(
@@ -100,8 +120,13 @@ def _fail(message: str) -> None:
 
 
 @contextlib.asynccontextmanager
-async def _connect(args: argparse.Namespace) -> AsyncIterator[ObdClient]:
-    """Open the bus (or a simulated ECU), yield a started client, close everything."""
+async def _connect(args: argparse.Namespace) -> AsyncIterator[ObdQueries]:
+    """Open the bus (or a simulated ECU, or a dongle), yield a started client, close all."""
+    if args.elm327 is not None:
+        options = ElmOptions(baudrate=args.elm327_baud, request_timeout_s=max(args.timeout, 5.0))
+        async with Elm327Client(args.elm327, options=options) as dongle:
+            yield dongle
+        return
     buses: list[can.BusABC] = []
     ecu: SimulatedEcu | None = None
     try:
@@ -130,7 +155,7 @@ async def _connect(args: argparse.Namespace) -> AsyncIterator[ObdClient]:
             opened.shutdown()
 
 
-async def _pids(client: ObdClient, args: argparse.Namespace) -> int:
+async def _pids(client: ObdQueries, args: argparse.Namespace) -> int:
     supported = await client.supported_pids()
     for pid in sorted(supported):
         spec = PIDS.get(pid)
@@ -145,7 +170,7 @@ async def _pids(client: ObdClient, args: argparse.Namespace) -> int:
     return 0
 
 
-async def _read(client: ObdClient, args: argparse.Namespace) -> int:
+async def _read(client: ObdQueries, args: argparse.Namespace) -> int:
     supported = await client.supported_pids()
     if args.pids:
         try:
@@ -184,7 +209,7 @@ async def _read(client: ObdClient, args: argparse.Namespace) -> int:
     return status
 
 
-async def _dtcs(client: ObdClient, args: argparse.Namespace) -> int:
+async def _dtcs(client: ObdQueries, args: argparse.Namespace) -> int:
     kinds = list(DtcKind) if args.kind == "all" else [DtcKind(args.kind)]
     for kind in kinds:
         try:
@@ -197,18 +222,18 @@ async def _dtcs(client: ObdClient, args: argparse.Namespace) -> int:
     return 0
 
 
-async def _clear(client: ObdClient, args: argparse.Namespace) -> int:
+async def _clear(client: ObdQueries, args: argparse.Namespace) -> int:
     await client.clear_dtcs()
     _emit({"cleared": True})
     return 0
 
 
-async def _vin(client: ObdClient, args: argparse.Namespace) -> int:
+async def _vin(client: ObdQueries, args: argparse.Namespace) -> int:
     _emit({"vin": await client.read_vin()})
     return 0
 
 
-_ACTIONS: dict[str, Callable[[ObdClient, argparse.Namespace], Awaitable[int]]] = {
+_ACTIONS: dict[str, Callable[[ObdQueries, argparse.Namespace], Awaitable[int]]] = {
     "pids": _pids,
     "read": _read,
     "dtcs": _dtcs,
@@ -224,6 +249,9 @@ async def _main(args: argparse.Namespace) -> int:
     except CanInputError as err:
         _fail(str(err))
         return 2
+    except ObdTransportError as err:  # the bus or the dongle is not there
+        _fail(str(err))
+        return 2
     except ObdError as err:
         _fail(str(err))
         return 1
@@ -237,6 +265,15 @@ def run(args: argparse.Namespace) -> int:
             "add --yes to confirm"
         )
         return 2
+    if args.elm327 is not None:
+        if args.simulate:
+            _fail("--simulate and --elm327 exclude each other")
+            return 2
+        try:
+            parse_target(args.elm327)
+        except ValueError as err:
+            _fail(f"--elm327: {err}")
+            return 2
     if args.pids and args.action != "read":
         _fail(f"PID arguments are only for `read`, not `{args.action}`")
         return 2

@@ -1,14 +1,17 @@
 """`vehicle-agent run`: the agent itself (CAN/GPS/OBD-II -> state -> every paired home).
 
     vehicle-agent run --profile P [--dbc-dir D]
-        (--can-interface IF --can-channel CH [--obd] | --replay LOG [--loop] [--speed X])
+        (--can-interface IF --can-channel CH [--obd] | --elm327 PORT_OR_HOST:PORT
+         | --replay LOG [--loop] [--speed X])
         [--gps-track FILE | --gpsd HOST:PORT] [--state-dir DIR] [--journal FILE]
         [--voice-model DIR] [--voice-language L] [--voice-inbox DIR]
         [--voice-mic [DEVICE]] [--voice-stream FILE] [--wake-phrase TEXT]
         [--voice-free-form] [--tts espeak|null]
 
 Live buses are opened listen-only; ``--obd`` opens a second, transmitting
-handle on the same channel for OBD-II polling and ``clear_dtcs``. Polling
+handle on the same channel for OBD-II polling and ``clear_dtcs``. ``--elm327``
+polls through an ELM327 dongle instead (serial device or HOST:PORT; no CAN
+frames are decoded then), reconnecting with back-off if it goes away. Polling
 pauses while the car is off: ignition and 12 V battery come from the state
 store (see :mod:`vehicle_agent.obd_service`). Frames of a live channel are
 decoded as the profile's bus ``--can-bus`` (default: the channel's own name if
@@ -56,7 +59,7 @@ from vehicle_agent.runtime import (
 from vehicle_agent.state_store import StateStore
 
 if TYPE_CHECKING:  # only --obd imports can-isotp
-    from vehicle_agent.obd_service import ObdService
+    from vehicle_agent.obd_service import ObdOptions, ObdService
 
 _LOGGER = logging.getLogger(__name__)
 VOICE_HOOK = "vehicle_agent.voice.runtime_hook"
@@ -79,10 +82,27 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--replay", type=Path, metavar="LOG", help="replay a CAN log file")
     src.add_argument("--can-interface", help="python-can interface (socketcan, virtual, ...)")
+    src.add_argument(
+        "--elm327",
+        metavar="PORT_OR_HOST:PORT",
+        help="poll OBD-II through an ELM327 dongle: /dev/ttyUSB0, /dev/rfcomm0 or "
+        "192.168.0.10:35000 (implies --obd)",
+    )
     p.add_argument("--can-channel", help="channel of --can-interface (e.g. can0)")
     p.add_argument("--can-bus", help="profile bus the live channel carries (default: see above)")
     p.add_argument("--bitrate", type=int, help="bitrate for interfaces that set it")
     p.add_argument("--obd", action="store_true", help="poll OBD-II PIDs on the live bus")
+    p.add_argument(
+        "--elm327-baud",
+        type=int,
+        default=38400,
+        help="serial speed of --elm327 (default: 38400; ignored for TCP and rfcomm)",
+    )
+    p.add_argument(
+        "--elm327-no-low-power",
+        action="store_true",
+        help="do not put the dongle into low-power mode (ATLP) while the car is off",
+    )
     p.add_argument("--obd-dtc-interval", type=float, default=60.0, help="seconds between DTC reads")
     p.add_argument(
         "--obd-battery-hold",
@@ -201,8 +221,17 @@ async def _main(args: argparse.Namespace) -> int:
         raise UsageError("--can-interface needs --can-channel")
     if args.speed <= 0:
         raise UsageError("--speed must be > 0")
-    if args.obd and not args.can_interface:
-        raise UsageError("--obd needs a live bus (--can-interface)")
+    if args.obd and not (args.can_interface or args.elm327):
+        raise UsageError("--obd needs a live bus (--can-interface) or --elm327")
+    if args.elm327 is not None:
+        from vehicle_agent.obd.elm327.wire import parse_target
+
+        try:
+            parse_target(args.elm327)
+        except ValueError as exc:
+            raise UsageError(f"--elm327: {exc}") from exc
+    if args.elm327_baud <= 0:
+        raise UsageError("--elm327-baud must be > 0")
     for name in ("send_interval", "homes_check", "obd_dtc_interval", "obd_probe_interval"):
         if not getattr(args, name) > 0:
             raise UsageError(f"--{name.replace('_', '-')} must be > 0")
@@ -223,12 +252,15 @@ async def _main(args: argparse.Namespace) -> int:
     homes = await loop.run_in_executor(None, registry.list)
 
     buses: list[Any] = []
-    frames: AsyncIterator[can.Message]
+    frames: AsyncIterator[can.Message] | None = None
     obd: ObdService | None = None
     sources: list[AsyncIterator[VssUpdate]] = []
     try:
         if args.replay is not None:
             frames = areplay_log(args.replay, speed=args.speed, loop=args.loop)
+        elif args.elm327 is not None:
+            obd = await _start_elm327(args, profile, pipeline.store)
+            sources.append(obd.updates())
         else:
             bus = open_bus(args.can_interface, args.can_channel, bitrate=args.bitrate)
             buses.append(bus)
@@ -256,7 +288,7 @@ async def _run_runtime(
     registry: HomeRegistry,
     vehicle_id: str,
     homes: list[HomeRecord],
-    frames: AsyncIterator[can.Message],
+    frames: AsyncIterator[can.Message] | None,
     sources: list[AsyncIterator[VssUpdate]],
     obd: ObdService | None,
 ) -> int:
@@ -359,19 +391,43 @@ async def _start_obd(
     args: argparse.Namespace, profile: CarProfile, store: StateStore, buses: list[Any]
 ) -> ObdService:
     # Imported here: only --obd needs can-isotp.
-    from vehicle_agent.obd import ObdClient, PowerPolicy
-    from vehicle_agent.obd_service import ObdOptions, ObdService
+    from vehicle_agent.obd import ObdClient
+    from vehicle_agent.obd_service import ObdService
 
     obd_bus = open_bus(args.can_interface, args.can_channel, listen_only=False)
     buses.append(obd_bus)
     client = ObdClient(obd_bus)  # type: ignore[arg-type]
     await client.start()
-    options = ObdOptions(
+    return ObdService(client, store, profile, options=_obd_options(args))
+
+
+def _obd_options(args: argparse.Namespace) -> ObdOptions:
+    from vehicle_agent.obd.power import PowerPolicy
+    from vehicle_agent.obd_service import ObdOptions
+
+    return ObdOptions(
         power=PowerPolicy(low_voltage_hold_s=args.obd_battery_hold),
         dtc_interval_s=args.obd_dtc_interval,
         probe_interval_s=args.obd_probe_interval,
     )
-    return ObdService(client, store, profile, options=options)
+
+
+async def _start_elm327(
+    args: argparse.Namespace, profile: CarProfile, store: StateStore
+) -> ObdService:
+    from vehicle_agent.obd.elm327 import Elm327Client, ElmOptions
+    from vehicle_agent.obd.errors import ObdError
+    from vehicle_agent.obd_service import ObdService
+
+    client = Elm327Client(
+        args.elm327,
+        options=ElmOptions(baudrate=args.elm327_baud, low_power=not args.elm327_no_low_power),
+    )
+    try:
+        await client.start()
+    except ObdError as exc:  # a dongle not plugged in yet: the poller keeps trying
+        _LOGGER.warning("ELM327 not ready (%s); retrying in the background", exc)
+    return ObdService(client, store, profile, options=_obd_options(args))
 
 
 def _gps_sources(args: argparse.Namespace) -> list[AsyncIterator[VssUpdate]]:

@@ -20,29 +20,18 @@ import asyncio
 import logging
 import threading
 import time
-from dataclasses import dataclass, field
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
 import can
 import isotp
 
-from vehicle_agent.obd.dtc import SERVICE_FOR_KIND, Dtc, DtcKind, make_dtc, parse_dtc_payload
 from vehicle_agent.obd.errors import (
     ObdError,
-    ObdNotSupportedError,
-    ObdResponseError,
     ObdTimeoutError,
     ObdTransportError,
     negative_response_error,
 )
-from vehicle_agent.obd.pids import (
-    SUPPORTED_PID_BLOCKS,
-    PidSpec,
-    Scalar,
-    decode_supported_bitmap,
-    get_pid,
-)
+from vehicle_agent.obd.queries import ObdQueries, ObdStats, PidReading
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -58,55 +47,7 @@ PAD_BYTE = 0x55
 """Padding for request frames: OBD on CAN uses 8-byte frames."""
 
 
-@dataclass(slots=True)
-class ObdStats:
-    """Counters of what happened on the link (read them, do not write)."""
-
-    requests: int = 0
-    responses: int = 0
-    timeouts: int = 0
-    negative_responses: int = 0
-    junk_responses: int = 0
-    """Responses that did not match the request or were malformed."""
-    transport_errors: int = 0
-    """ISO-TP errors reported by the stack (bad frames, sequence errors, ...)."""
-    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
-
-    def bump(self, name: str) -> None:
-        """Increment counter ``name`` (thread-safe: the ISO-TP thread calls it too)."""
-        with self._lock:
-            setattr(self, name, getattr(self, name) + 1)
-
-    def as_dict(self) -> dict[str, int]:
-        """Counters as a plain dict."""
-        return {
-            "requests": self.requests,
-            "responses": self.responses,
-            "timeouts": self.timeouts,
-            "negative_responses": self.negative_responses,
-            "junk_responses": self.junk_responses,
-            "transport_errors": self.transport_errors,
-        }
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class PidReading:
-    """One decoded mode 01 answer."""
-
-    pid: int
-    spec: PidSpec
-    fields: dict[str, Scalar]
-    raw: bytes
-    ts: float
-    """Unix time the answer arrived."""
-
-    @property
-    def value(self) -> Scalar:
-        """The PID's main value."""
-        return self.fields["value"]
-
-
-class ObdClient:
+class ObdClient(ObdQueries):
     """Talks OBD-II to the engine ECU on a python-can bus.
 
     Use as ``async with ObdClient(bus) as obd: ...`` or call :meth:`start` and
@@ -143,18 +84,6 @@ class ObdClient:
         self._stack: Any = None
         self._lock = asyncio.Lock()
         self._thread_lock = threading.Lock()
-
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.close()
 
     @property
     def running(self) -> bool:
@@ -280,89 +209,6 @@ class ObdClient:
                 _LOGGER.warning(
                     "ignoring response %s that does not answer %s", response.hex(), payload.hex()
                 )
-
-    # -- mode 01 --------------------------------------------------------------
-
-    async def read_pid(self, pid: int) -> PidReading:
-        """Read and decode one mode 01 PID."""
-        spec = get_pid(pid)
-        response = await self.request(bytes([0x01, pid]), echo=pid)
-        data = response[2:]
-        try:
-            fields = spec.decode(data)
-        except ObdResponseError:
-            self.stats.bump("junk_responses")
-            raise
-        return PidReading(pid=pid, spec=spec, fields=fields, raw=data, ts=time.time())
-
-    async def supported_pids(self) -> frozenset[int]:
-        """Walk the supported-PID bitmaps (0x00, 0x20, ...) and return every supported PID.
-
-        Block ``n`` is only asked for when block ``n - 0x20`` says it exists, as
-        the standard requires. The block PIDs themselves are included.
-        """
-        supported: set[int] = set()
-        for base in SUPPORTED_PID_BLOCKS:
-            if base and base not in supported:
-                break
-            try:
-                response = await self.request(bytes([0x01, base]), echo=base)
-            except ObdNotSupportedError:
-                break
-            try:
-                block = decode_supported_bitmap(base, response[2:])
-            except ObdResponseError:
-                self.stats.bump("junk_responses")
-                raise
-            supported |= block
-            if base == 0x00:
-                supported.add(0x00)
-        return frozenset(supported)
-
-    # -- DTCs -----------------------------------------------------------------
-
-    async def read_dtcs(self, kind: DtcKind = DtcKind.STORED) -> list[Dtc]:
-        """Read stored (03), pending (07) or permanent (0A) trouble codes."""
-        service = SERVICE_FOR_KIND[kind]
-        response = await self.request(bytes([service]))
-        try:
-            codes = parse_dtc_payload(response[1:])
-        except ObdResponseError:
-            self.stats.bump("junk_responses")
-            raise
-        return [make_dtc(code, kind) for code in codes]
-
-    async def read_all_dtcs(self) -> list[Dtc]:
-        """Stored, pending and permanent codes; a list the ECU does not support is skipped."""
-        result: list[Dtc] = []
-        for kind in DtcKind:
-            try:
-                result += await self.read_dtcs(kind)
-            except ObdNotSupportedError:
-                _LOGGER.info("ECU does not support %s DTCs", kind)
-        return result
-
-    async def clear_dtcs(self) -> None:
-        """Mode 04: clear stored and pending DTCs and freeze frames, turn the MIL off.
-
-        This changes the car's state (readiness monitors reset too): call it only
-        on an explicit user request. Permanent codes stay until the ECU itself
-        sees the fault gone.
-        """
-        await self.request(b"\x04")
-
-    # -- mode 09 --------------------------------------------------------------
-
-    async def read_vin(self) -> str:
-        """Mode 09 PID 02: the 17-character VIN (a multi-frame answer)."""
-        response = await self.request(b"\x09\x02", echo=0x02)
-        # On CAN the answer is 49 02 01 + 17 characters (01 = one data item);
-        # some ECUs pad with leading 00 bytes. Keep the printable characters.
-        vin = "".join(chr(b) for b in response[2:] if 0x20 < b < 0x7F)
-        if len(vin) != 17:
-            self.stats.bump("junk_responses")
-            raise ObdResponseError(f"VIN answer does not hold 17 characters: {response.hex()}")
-        return vin
 
 
 __all__ = [

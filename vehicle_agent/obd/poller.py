@@ -4,8 +4,10 @@ Which PIDs to poll, how often, and which VSS path each feeds come from the
 car profile (``source: {pid: 0x0D, interval: 1.0}`` entries; see
 :mod:`vehicle_agent.profile`). The poller first walks the ECU's supported-PID
 bitmaps and never asks for a PID the ECU does not list. It pauses whenever the
-:class:`~vehicle_agent.obd.power.PowerMonitor` says the car is off and resumes
-when it is on again.
+:class:`~vehicle_agent.obd.power.PowerMonitor` says the car is off (and puts an
+adapter that has a low-power mode to sleep) and resumes when it is on again.
+The client is any :class:`~vehicle_agent.obd.queries.ObdQueries`: ISO-TP on
+CAN or an ELM327 dongle.
 
 Mode 09 PID 02 entries (the VIN) are read once per power-on. Optionally the
 stored, pending and permanent DTCs are read every ``dtc_interval_s`` seconds
@@ -23,7 +25,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from vehicle_agent.mapper import VssUpdate
-from vehicle_agent.obd.client import ObdClient, PidReading
 from vehicle_agent.obd.errors import (
     ObdError,
     ObdNotSupportedError,
@@ -31,6 +32,7 @@ from vehicle_agent.obd.errors import (
 )
 from vehicle_agent.obd.pids import PIDS, Scalar
 from vehicle_agent.obd.power import PowerMonitor
+from vehicle_agent.obd.queries import ObdQueries, PidReading
 from vehicle_agent.profile import ObdSource, SignalSpec
 
 _LOGGER = logging.getLogger(__name__)
@@ -98,7 +100,7 @@ class ObdPoller:
 
     def __init__(
         self,
-        client: ObdClient,
+        client: ObdQueries,
         signals: Sequence[SignalSpec],
         *,
         power: PowerMonitor | None = None,
@@ -147,6 +149,7 @@ class ObdPoller:
                 poll.interval = min(poll.interval, interval)
                 poll.specs.append(spec)
         self._vin_read = False
+        self._adapter_resting = False
         self._dtc_due = 0.0
         self._stop = asyncio.Event()
         self._timeouts_in_row = 0
@@ -222,8 +225,14 @@ class ObdPoller:
         self._stop.clear()
         while not self._stop.is_set():
             if not self._car_on():
+                if not self._adapter_resting:
+                    # An adapter with a low-power mode (ELM327 ATLP) sleeps too.
+                    self._adapter_resting = True
+                    with contextlib.suppress(ObdError):
+                        await self.client.enter_low_power()
                 await self._wait(self.idle_check_s)
                 continue
+            self._adapter_resting = False
             if self.supported is None:
                 try:
                     self._apply_supported(await self.client.supported_pids())
