@@ -54,6 +54,8 @@ from vehicle_agent.runtime import (
     RuntimeOptions,
 )
 from vehicle_agent.state_store import StateStore
+from vehicle_agent.trip_log import TripLog
+from vehicle_agent.trips import TripRecorder
 
 if TYPE_CHECKING:  # only --obd imports can-isotp
     from vehicle_agent.obd_service import ObdService
@@ -262,7 +264,9 @@ async def _run_runtime(
 ) -> int:
     loop = asyncio.get_running_loop()
     actions: ObdActions | None = obd
-
+    options = RuntimeOptions(send_interval_s=args.send_interval)
+    # The driver's logbook: <state-dir>/trips.db (`vehicle-agent trips`).
+    trip_log = TripLog(Path(args.state_dir) / "trips.db")
     runtime = AgentRuntime(
         pipeline=pipeline,
         vehicle={
@@ -276,7 +280,8 @@ async def _run_runtime(
         sources=sources,
         obd=actions,
         journal=Journal(args.journal),
-        options=RuntimeOptions(send_interval_s=args.send_interval),
+        options=options,
+        trips=TripRecorder(trip_log, options.trip_detector()),
     )
     if args.gps_track is not None or args.gpsd is not None:
         runtime.declare_signals(GPS_HELLO_SIGNALS)
@@ -311,7 +316,10 @@ async def _run_runtime(
     _LOGGER.info(
         "vehicle %s (%s) running with %d home(s)", vehicle_id, profile.name, len(runtime.links)
     )
-    await runtime.run()
+    try:
+        await runtime.run()
+    finally:
+        trip_log.close()
     return 0
 
 
