@@ -46,6 +46,7 @@ from .const import (
     CONF_VIN,
     DOMAIN,
     EVENT_ARRIVED_HOME,
+    EVENT_TRIP_END,
     EVENT_VEHICLE,
     LOGGER,
     MAX_SIGNALS,
@@ -54,6 +55,7 @@ from .const import (
 )
 from .models import SignalValue, VehicleState, as_float, parse_declared_signals
 from .signals import LATITUDE, LOCATION_ACCURACY, LONGITUDE
+from .trips import TripTracker
 
 if TYPE_CHECKING:
     from .hub import CarHub
@@ -112,6 +114,7 @@ class CarHubCoordinator(DataUpdateCoordinator[VehicleState]):
         self._signals_capped = False
         self._rtt_unsub: CALLBACK_TYPE | None = None
         self._in_home: bool | None = None
+        self.trips = TripTracker(hass, self.data)
 
     async def _async_update_data(self) -> VehicleState:
         """Nothing to fetch: the car pushes. A refresh just re-publishes the state."""
@@ -340,6 +343,13 @@ class CarHubCoordinator(DataUpdateCoordinator[VehicleState]):
         if not isinstance(kind, str):
             LOGGER.debug("%s: event without a kind", self.config_entry.title)
             return
+        if kind == EVENT_TRIP_END:
+            trip = self.trips.trip_end(event_data)
+            if trip is None:
+                LOGGER.debug("%s: trip sent again, ignored", self.config_entry.title)
+                return
+            event_data = trip
+            self._publish()
         if kind in VEHICLE_EVENT_TYPES:
             self._fire_vehicle_event(kind, ts, event_data)
         if kind in ENTITY_EVENT_KINDS:

@@ -39,6 +39,7 @@ from . import signals as vss
 from .coordinator import CarHubCoordinator
 from .entity import CarHubEntity, always, async_setup_dynamic_entities, declares
 from .models import CarHubConfigEntry, VehicleState, as_float
+from .trip_sensor import trip_sensors
 
 # Push updates from one car: no concurrency limit needed.
 PARALLEL_UPDATES = 0
@@ -314,6 +315,7 @@ async def async_setup_entry(
     async_setup_dynamic_entities(
         hass, entry, Platform.SENSOR, SENSORS, CarHubSensor, async_add_entities
     )
+    async_add_entities(trip_sensors(entry.runtime_data.coordinator))
 
 
 class CarHubSensor(CarHubEntity, RestoreSensor):

@@ -27,7 +27,14 @@ from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 import custom_components.carhub as carhub
 from bridge.discovery import SERVICE_TYPE
-from custom_components.carhub import binary_sensor, device_tracker, event, sensor, voice
+from custom_components.carhub import (
+    binary_sensor,
+    device_tracker,
+    event,
+    sensor,
+    trip_sensor,
+    voice,
+)
 from custom_components.carhub.const import SENSITIVE_CHOICES, VEHICLE_EVENT_TYPES
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -282,7 +289,7 @@ def test_config_flow_translations() -> None:
 def test_entity_translations() -> None:
     """Every entity translation key (and enum state, event type) has a name."""
     expected = {
-        "sensor": {d.translation_key for d in sensor.SENSORS},
+        "sensor": {d.translation_key for d in (*sensor.SENSORS, *trip_sensor.TRIP_SENSORS)},
         "binary_sensor": {d.translation_key for d in binary_sensor.BINARY_SENSORS},
         "device_tracker": {device_tracker.LOCATION.translation_key},
         "event": {event.CAR_EVENT.translation_key},
@@ -309,7 +316,7 @@ def test_exception_and_issue_translations() -> None:
         assert EN["exceptions"][key]["message"] == fallback
     issue_keys = {"certificate_expiring", "not_seen"}
     selector_keys = {"sensitive", "priority"}
-    entity_keys = {d.translation_key for d in sensor.SENSORS} | {
+    entity_keys = {d.translation_key for d in (*sensor.SENSORS, *trip_sensor.TRIP_SENSORS)} | {
         d.translation_key for d in binary_sensor.BINARY_SENSORS
     }
     exceptions = used - issue_keys - selector_keys - entity_keys - {"location", "car_event"}
