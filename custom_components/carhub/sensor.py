@@ -38,6 +38,7 @@ from homeassistant.helpers.typing import StateType
 from . import signals as vss
 from .coordinator import CarHubCoordinator
 from .entity import CarHubEntity, always, async_setup_dynamic_entities, declares
+from .home_sensor import HOME_SENSORS, HomeSensor
 from .models import CarHubConfigEntry, VehicleState, as_float
 from .trip_sensor import trip_sensors
 
@@ -316,6 +317,9 @@ async def async_setup_entry(
         hass, entry, Platform.SENSOR, SENSORS, CarHubSensor, async_add_entities
     )
     async_add_entities(trip_sensors(entry.runtime_data.coordinator))
+    async_setup_dynamic_entities(
+        hass, entry, Platform.SENSOR, HOME_SENSORS, HomeSensor, async_add_entities
+    )
 
 
 class CarHubSensor(CarHubEntity, RestoreSensor):

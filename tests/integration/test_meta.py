@@ -32,10 +32,11 @@ from custom_components.carhub import (
     device_tracker,
     event,
     sensor,
-    trip_sensor,
     voice,
 )
 from custom_components.carhub.const import SENSITIVE_CHOICES, VEHICLE_EVENT_TYPES
+from custom_components.carhub.home_sensor import HOME_SENSORS
+from custom_components.carhub.trip_sensor import TRIP_SENSORS
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPONENT = ROOT / "custom_components" / "carhub"
@@ -282,6 +283,8 @@ def test_config_flow_translations() -> None:
         "allowed_domains",
         "allowed_areas",
         "allowed_sensitive",
+        "approach_minutes",
+        "eta_max_km",
     }
     assert set(EN["selector"]["sensitive"]["options"]) == set(SENSITIVE_CHOICES)
 
@@ -289,7 +292,7 @@ def test_config_flow_translations() -> None:
 def test_entity_translations() -> None:
     """Every entity translation key (and enum state, event type) has a name."""
     expected = {
-        "sensor": {d.translation_key for d in (*sensor.SENSORS, *trip_sensor.TRIP_SENSORS)},
+        "sensor": {d.translation_key for d in (*sensor.SENSORS, *TRIP_SENSORS, *HOME_SENSORS)},
         "binary_sensor": {d.translation_key for d in binary_sensor.BINARY_SENSORS},
         "device_tracker": {device_tracker.LOCATION.translation_key},
         "event": {event.CAR_EVENT.translation_key},
@@ -316,7 +319,7 @@ def test_exception_and_issue_translations() -> None:
         assert EN["exceptions"][key]["message"] == fallback
     issue_keys = {"certificate_expiring", "not_seen"}
     selector_keys = {"sensitive", "priority"}
-    entity_keys = {d.translation_key for d in (*sensor.SENSORS, *trip_sensor.TRIP_SENSORS)} | {
+    entity_keys = {d.translation_key for d in (*sensor.SENSORS, *TRIP_SENSORS, *HOME_SENSORS)} | {
         d.translation_key for d in binary_sensor.BINARY_SENSORS
     }
     exceptions = used - issue_keys - selector_keys - entity_keys - {"location", "car_event"}
