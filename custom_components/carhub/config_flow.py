@@ -414,14 +414,10 @@ def approach_options_schema(options: Mapping[str, Any]) -> dict[vol.Marker, Any]
         vol.Optional(
             CONF_APPROACH_MINUTES,
             default=options.get(CONF_APPROACH_MINUTES, DEFAULT_APPROACH_MINUTES),
-        ): NumberSelector(
-            NumberSelectorConfig(min=1, max=120, step=1, unit_of_measurement="min")
-        ),
+        ): NumberSelector(NumberSelectorConfig(min=1, max=120, step=1, unit_of_measurement="min")),
         vol.Optional(
             CONF_ETA_MAX_KM, default=options.get(CONF_ETA_MAX_KM, DEFAULT_ETA_MAX_KM)
-        ): NumberSelector(
-            NumberSelectorConfig(min=1, max=1000, step=1, unit_of_measurement="km")
-        ),
+        ): NumberSelector(NumberSelectorConfig(min=1, max=1000, step=1, unit_of_measurement="km")),
     }
 
 

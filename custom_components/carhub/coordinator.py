@@ -57,6 +57,7 @@ from .const import (
     RTT_REFRESH_INTERVAL,
     VEHICLE_EVENT_TYPES,
 )
+from .history_import import HistoryImporter
 from .home_approach import DEFAULT_APPROACH_MINUTES, DEFAULT_ETA_MAX_KM, HomeWatch, Position
 from .models import SignalValue, VehicleState, as_float, parse_declared_signals
 from .signals import GNSS_SPEED, HEADING, LATITUDE, LOCATION_ACCURACY, LONGITUDE, SPEED
@@ -121,6 +122,7 @@ class CarHubCoordinator(DataUpdateCoordinator[VehicleState]):
         self._in_home: bool | None = None
         self.trips = TripTracker(hass, self.data)
         self.home = HomeWatch(hass)
+        self.history = HistoryImporter(hass, self)
 
     async def _async_update_data(self) -> VehicleState:
         """Nothing to fetch: the car pushes. A refresh just re-publishes the state."""
@@ -145,6 +147,7 @@ class CarHubCoordinator(DataUpdateCoordinator[VehicleState]):
             self._rtt_unsub()
             self._rtt_unsub = None
         self._cancel_flush()
+        self.history.shutdown()
 
     @callback
     def async_add_signals_listener(self, listener: Callable[[], None]) -> CALLBACK_TYPE:
@@ -370,6 +373,9 @@ class CarHubCoordinator(DataUpdateCoordinator[VehicleState]):
         event_data = dict(data) if isinstance(data, Mapping) else {}
         if not isinstance(kind, str):
             LOGGER.debug("%s: event without a kind", self.config_entry.title)
+            return
+        if kind == "history":  # a dead zone's history: into statistics, not the bus
+            self.history.handle(event_data)
             return
         if kind == EVENT_TRIP_END:
             trip = self.trips.trip_end(event_data)

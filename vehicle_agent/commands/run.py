@@ -42,6 +42,7 @@ from vehicle_agent.can_input import DEFAULT_BUS, CanInputError, aiter_bus, arepl
 from vehicle_agent.dbc_loader import DbcLoadError
 from vehicle_agent.gps import HELLO_SIGNALS as GPS_HELLO_SIGNALS
 from vehicle_agent.gps import GpsdClient, GpsFix, load_track, replay
+from vehicle_agent.history import History, history_loop
 from vehicle_agent.mapper import VssUpdate
 from vehicle_agent.pipeline import CanPipeline
 from vehicle_agent.profile import DBC_DIR_ENV, CarProfile, ProfileError, load_profile
@@ -291,6 +292,10 @@ async def _run_runtime(
         _LOGGER.info("home %s: %s", home.hub_id, ", ".join(home.urls))
     if obd is not None:
         runtime.add_task(obd.probe_loop)
+    # One row per numeric signal per minute, sent home after a dead zone.
+    history = History(Path(args.state_dir) / "history.db")
+    runtime.store.add_listener(history.on_change)
+    runtime.add_task(lambda: history_loop(runtime.links, history))
 
     async def watch_homes() -> None:
         while True:
@@ -320,6 +325,7 @@ async def _run_runtime(
         await runtime.run()
     finally:
         trip_log.close()
+        history.close()
     return 0
 
 
