@@ -49,6 +49,8 @@ import yaml
 
 PROFILES_DIR = Path(__file__).with_name("profiles")
 DBC_DIR_ENV = "CARHUB_DBC_DIR"
+BUNDLED_DBC_DIR = Path(__file__).resolve().parent / "data" / "dbc"
+"""DBC files shipped with the agent (found without --dbc-dir)."""
 DATATYPES = ("float", "int", "bool", "string", "list")
 Datatype = Literal["float", "int", "bool", "string", "list"]
 _VSS_RE = re.compile(r"^Vehicle(\.[A-Za-z0-9_]+)+$")
@@ -365,10 +367,12 @@ def resolve_dbc_files(
     """Map each bus of *profile* to the DBC files it names.
 
     A name is looked up among *dbc_files* (by file name), then in *dbc_dir*,
-    then in ``$CARHUB_DBC_DIR``. Raises ProfileError naming what is missing.
+    then in ``$CARHUB_DBC_DIR``, then among the DBC files shipped with the
+    agent (``vehicle_agent/data/dbc``). Raises ProfileError naming what is missing.
     """
     by_name = {Path(f).name: Path(f) for f in dbc_files}
     dirs = [Path(d) for d in (dbc_dir, os.environ.get(DBC_DIR_ENV)) if d]
+    dirs.append(BUNDLED_DBC_DIR)
     out: dict[str, list[Path]] = {}
     for bus, names in profile.buses.items():
         files: list[Path] = []
@@ -377,8 +381,10 @@ def resolve_dbc_files(
             candidates += [d / name for d in dirs]
             found = next((c for c in candidates if c.is_file()), None)
             if found is None:
-                searched = ", ".join(str(d) for d in dirs) or "nowhere (give --dbc-dir)"
-                raise ProfileError(f"DBC file {name} for bus {bus} not found; searched {searched}")
+                searched = ", ".join(str(d) for d in dirs)
+                raise ProfileError(
+                    f"DBC file {name} for bus {bus} not found (give --dbc-dir); searched {searched}"
+                )
             files.append(found)
         out[bus] = files
     return out

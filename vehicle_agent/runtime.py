@@ -45,6 +45,7 @@ import can
 
 from bridge.protocol import Envelope, MessageType
 from vehicle_agent import __version__
+from vehicle_agent.charging import ChargingRecorder
 from vehicle_agent.mapper import VssUpdate
 from vehicle_agent.pipeline import CanPipeline
 from vehicle_agent.state_store import Change
@@ -186,6 +187,7 @@ class AgentRuntime:
         self.links: dict[str, Link] = {}
         # Without a trip log (tests, no state dir) trips are kept in memory.
         self.trips = trips or TripRecorder(TripLog(None), self.options.trip_detector())
+        self.charging = ChargingRecorder()
         self._frames = frames
         self._sources = list(sources)
         self._clock = clock
@@ -474,7 +476,7 @@ class AgentRuntime:
             events = _dtc_events(self._dtcs, value, ts)
             self._dtcs = value
             return events
-        return self.trips.observe(path, value, ts)
+        return self.trips.observe(path, value, ts) + self.charging.observe(path, value, ts)
 
     def _watch_links(self) -> None:
         for hub_id, link in list(self.links.items()):

@@ -56,6 +56,8 @@ EVENT_TRIP_END: Final = "trip_end"
 EVENT_ARRIVED_HOME: Final = "arrived_home"
 EVENT_LEFT_HOME: Final = "left_home"
 EVENT_APPROACHING_HOME: Final = "approaching_home"
+EVENT_CHARGING_START: Final = "charging_start"
+EVENT_CHARGING_END: Final = "charging_end"
 VEHICLE_EVENT_TYPES: Final = (
     EVENT_DTC_APPEARED,
     EVENT_DTC_CLEARED,
@@ -64,6 +66,8 @@ VEHICLE_EVENT_TYPES: Final = (
     EVENT_ARRIVED_HOME,
     EVENT_LEFT_HOME,
     EVENT_APPROACHING_HOME,
+    EVENT_CHARGING_START,
+    EVENT_CHARGING_END,
 )
 
 # Messages whose envelope is older than this (by the car's clock, corrected by

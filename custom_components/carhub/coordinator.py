@@ -49,6 +49,7 @@ from .const import (
     DOMAIN,
     EVENT_APPROACHING_HOME,
     EVENT_ARRIVED_HOME,
+    EVENT_CHARGING_END,
     EVENT_LEFT_HOME,
     EVENT_TRIP_END,
     EVENT_VEHICLE,
@@ -383,6 +384,9 @@ class CarHubCoordinator(DataUpdateCoordinator[VehicleState]):
                 LOGGER.debug("%s: trip sent again, ignored", self.config_entry.title)
                 return
             event_data = trip
+            self._publish()
+        if kind == EVENT_CHARGING_END:
+            self.data.last_charge = event_data
             self._publish()
         if kind in VEHICLE_EVENT_TYPES:
             self._fire_vehicle_event(kind, ts, event_data)

@@ -1,4 +1,4 @@
-"""Logbook lines for a car's events (trips, leaving/approaching/arriving home, trouble codes)."""
+"""Logbook lines for a car's events (trips, home, charging, trouble codes)."""
 
 from __future__ import annotations
 
@@ -41,12 +41,25 @@ def _code(verb: str) -> Callable[[Mapping[str, Any]], str]:
     return _text
 
 
+def _charged(data: Mapping[str, Any]) -> str:
+    kwh = as_float(data.get("energy_added_kwh"))
+    seconds = as_float(data.get("duration_s"))
+    text = "finished charging"
+    if kwh is not None:
+        text += f": {kwh:.1f} kWh added"
+    if seconds is not None:
+        text += f" in {round(seconds / 60)} min"
+    return text
+
+
 MESSAGES: dict[str, Callable[[Mapping[str, Any]], str]] = {
     "trip_start": lambda _data: "started a trip",
     "trip_end": _trip_end,
     "arrived_home": lambda _data: "arrived home",
     "left_home": lambda _data: "left home",
     "approaching_home": _approaching,
+    "charging_start": lambda _data: "started charging",
+    "charging_end": _charged,
     "dtc_appeared": _code("reported"),
     "dtc_cleared": _code("cleared"),
 }

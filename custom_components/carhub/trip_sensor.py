@@ -1,4 +1,4 @@
-"""Sensors of a car's last trip (distance, duration, average and top speed, when it ended)."""
+"""Sensors of a car's last trip (distance, duration, speeds, end) and last charging session."""
 
 from __future__ import annotations
 
@@ -12,12 +12,18 @@ from homeassistant.components.sensor import (
     SensorDeviceClass,
     SensorEntityDescription,
 )
-from homeassistant.const import UnitOfLength, UnitOfSpeed, UnitOfTime
+from homeassistant.const import (
+    PERCENTAGE,
+    UnitOfEnergy,
+    UnitOfLength,
+    UnitOfSpeed,
+    UnitOfTime,
+)
 from homeassistant.core import callback
 from homeassistant.util import dt as dt_util
 
 from .coordinator import CarHubCoordinator
-from .entity import CarHubEntity
+from .entity import CarHubEntity, always, declares
 from .models import as_float
 
 
@@ -26,6 +32,9 @@ class TripSensorDescription(SensorEntityDescription):
     """A sensor showing one value of the car's last trip."""
 
     value_fn: Callable[[Mapping[str, Any]], float | datetime | None]
+    source: str = "last_trip"
+    """The VehicleState field holding the summary (last_trip, last_charge)."""
+    exists_fn: Callable[[Mapping[str, Any]], bool] = always
 
 
 def _number(key: str, scale: float = 1.0) -> Callable[[Mapping[str, Any]], float | None]:
@@ -98,6 +107,41 @@ TRIP_SENSORS: tuple[TripSensorDescription, ...] = (
 )
 
 
+CHARGING = "Vehicle.Powertrain.TractionBattery.Charging.IsCharging"
+
+CHARGE_SENSORS: tuple[TripSensorDescription, ...] = (
+    TripSensorDescription(
+        key="last_charge_energy",
+        translation_key="last_charge_energy",
+        device_class=SensorDeviceClass.ENERGY,
+        native_unit_of_measurement=UnitOfEnergy.KILO_WATT_HOUR,
+        suggested_display_precision=1,
+        value_fn=_number("energy_added_kwh"),
+        source="last_charge",
+        exists_fn=declares(CHARGING),
+    ),
+    TripSensorDescription(
+        key="last_charge_duration",
+        translation_key="last_charge_duration",
+        device_class=SensorDeviceClass.DURATION,
+        native_unit_of_measurement=UnitOfTime.MINUTES,
+        suggested_display_precision=0,
+        value_fn=_number("duration_s", 1 / 60),
+        source="last_charge",
+        exists_fn=declares(CHARGING),
+    ),
+    TripSensorDescription(
+        key="last_charge_added",
+        translation_key="last_charge_added",
+        native_unit_of_measurement=PERCENTAGE,
+        suggested_display_precision=0,
+        value_fn=_number("soc_added_percent"),
+        source="last_charge",
+        exists_fn=declares(CHARGING),
+    ),
+)
+
+
 def trip_sensors(coordinator: CarHubCoordinator) -> list[TripSensor]:
     """The last-trip sensors every car has."""
     return [TripSensor(coordinator, description) for description in TRIP_SENSORS]
@@ -127,7 +171,9 @@ class TripSensor(CarHubEntity, RestoreSensor):
         super()._handle_coordinator_update()
 
     def _update_from_trip(self) -> None:
-        trip = self.coordinator.data.last_trip
+        trip: Mapping[str, Any] | None = getattr(
+            self.coordinator.data, self.entity_description.source
+        )
         if trip is None:
             return
         self._attr_native_value = self.entity_description.value_fn(trip)

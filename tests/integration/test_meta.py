@@ -36,7 +36,9 @@ from custom_components.carhub import (
 )
 from custom_components.carhub.const import SENSITIVE_CHOICES, VEHICLE_EVENT_TYPES
 from custom_components.carhub.home_sensor import HOME_SENSORS
-from custom_components.carhub.trip_sensor import TRIP_SENSORS
+from custom_components.carhub.trip_sensor import CHARGE_SENSORS, TRIP_SENSORS
+
+ALL_SENSORS = (*sensor.SENSORS, *TRIP_SENSORS, *HOME_SENSORS, *CHARGE_SENSORS)
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPONENT = ROOT / "custom_components" / "carhub"
@@ -292,7 +294,7 @@ def test_config_flow_translations() -> None:
 def test_entity_translations() -> None:
     """Every entity translation key (and enum state, event type) has a name."""
     expected = {
-        "sensor": {d.translation_key for d in (*sensor.SENSORS, *TRIP_SENSORS, *HOME_SENSORS)},
+        "sensor": {d.translation_key for d in ALL_SENSORS},
         "binary_sensor": {d.translation_key for d in binary_sensor.BINARY_SENSORS},
         "device_tracker": {device_tracker.LOCATION.translation_key},
         "event": {event.CAR_EVENT.translation_key},
@@ -319,7 +321,7 @@ def test_exception_and_issue_translations() -> None:
         assert EN["exceptions"][key]["message"] == fallback
     issue_keys = {"certificate_expiring", "not_seen"}
     selector_keys = {"sensitive", "priority"}
-    entity_keys = {d.translation_key for d in (*sensor.SENSORS, *TRIP_SENSORS, *HOME_SENSORS)} | {
+    entity_keys = {d.translation_key for d in ALL_SENSORS} | {
         d.translation_key for d in binary_sensor.BINARY_SENSORS
     }
     exceptions = used - issue_keys - selector_keys - entity_keys - {"location", "car_event"}
