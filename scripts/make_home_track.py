@@ -21,7 +21,8 @@ from pathlib import Path
 
 OUT = Path(__file__).resolve().parent.parent / "vehicle_agent" / "data" / "home_loop_track.gpx"
 START = datetime(2024, 5, 18, 16, 0, 0, tzinfo=UTC)
-HOME_LAT, HOME_LON = 52.090000, 5.120000
+# The demo home: the first point of demo_track.gpx (demo/ha_config.py puts the home there).
+HOME_LAT, HOME_LON = 52.081230, 5.012440
 EARTH_RADIUS_M = 6_371_008.8
 ACCEL_MPS2 = 1.5
 TURN_DEG_PER_S = 12.0

@@ -27,7 +27,7 @@ from vehicle_agent.gps import load_track
 from .conftest import PEER, connect_car, hub, message, signals_body
 
 TRACK = Path(__file__).resolve().parents[2] / "vehicle_agent" / "data" / "home_loop_track.gpx"
-HOME_LAT, HOME_LON, RADIUS_M = 52.09, 5.12, 100.0
+HOME_LAT, HOME_LON, RADIUS_M = 52.08123, 5.01244, 100.0
 ETA = "sensor.volkswagen_golf_time_to_home"
 DISTANCE = "sensor.volkswagen_golf_distance_to_home"
 # The documented error (docs/home-assistant.md, Leaving and approaching home).

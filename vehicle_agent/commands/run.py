@@ -104,6 +104,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     gps = p.add_mutually_exclusive_group()
     gps.add_argument("--gps-track", type=Path, help="GPX or NMEA track to replay")
     gps.add_argument("--gpsd", metavar="HOST:PORT", help="read fixes from gpsd")
+    p.add_argument("--gps-speed", type=float, help="replay speed of --gps-track (default: --speed)")
     p.add_argument("--state-dir", type=Path, help="car state (homes, outboxes)")
     p.add_argument("--journal", type=Path, help="JSON lines of what the driver sees/hears")
     p.add_argument("--duration", type=float, help="stop after this many seconds")
@@ -394,7 +395,8 @@ def _gps_sources(args: argparse.Namespace) -> list[AsyncIterator[VssUpdate]]:
             track = load_track(args.gps_track)
         except Exception as exc:  # TrackError, OSError
             raise UsageError(f"GPS track: {exc}") from exc
-        return [_fix_updates(replay(track.fixes, speed=args.speed, loop=args.loop))]
+        speed = args.speed if args.gps_speed is None else args.gps_speed
+        return [_fix_updates(replay(track.fixes, speed=speed, loop=args.loop))]
     if args.gpsd is not None:
         host, _, port = args.gpsd.rpartition(":")
         if not host or not port.isdigit():
