@@ -19,11 +19,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from make_demo_track import EARTH_RADIUS_M, step  # the same spherical step, one place
+
 OUT = Path(__file__).resolve().parent.parent / "vehicle_agent" / "data" / "home_loop_track.gpx"
 START = datetime(2024, 5, 18, 16, 0, 0, tzinfo=UTC)
 # The demo home: the first point of demo_track.gpx (demo/ha_config.py puts the home there).
 HOME_LAT, HOME_LON = 52.081230, 5.012440
-EARTH_RADIUS_M = 6_371_008.8
 ACCEL_MPS2 = 1.5
 TURN_DEG_PER_S = 12.0
 
@@ -57,17 +58,6 @@ RETURN = [
     Leg(200, 1000, 70),
     Leg(260, 600, 40),
 ]
-
-
-def step(lat: float, lon: float, bearing: float, dist_m: float) -> tuple[float, float]:
-    """Destination point given start, bearing and distance on a sphere."""
-    p1, l1, b = math.radians(lat), math.radians(lon), math.radians(bearing)
-    d = dist_m / EARTH_RADIUS_M
-    p2 = math.asin(math.sin(p1) * math.cos(d) + math.cos(p1) * math.sin(d) * math.cos(b))
-    l2 = l1 + math.atan2(
-        math.sin(b) * math.sin(d) * math.cos(p1), math.cos(d) - math.sin(p1) * math.sin(p2)
-    )
-    return math.degrees(p2), math.degrees(l2)
 
 
 def to_home(lat: float, lon: float) -> tuple[float, float]:

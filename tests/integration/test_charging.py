@@ -8,9 +8,9 @@ from unittest.mock import patch
 
 import pytest
 from homeassistant.const import Platform
-from homeassistant.core import Event, HomeAssistant, callback
+from homeassistant.core import HomeAssistant
 from homeassistant.helpers import entity_registry as er
-from pytest_homeassistant_custom_component.common import MockConfigEntry
+from pytest_homeassistant_custom_component.common import MockConfigEntry, async_capture_events
 
 from bridge.protocol import MessageType
 from custom_components.carhub.const import EVENT_VEHICLE
@@ -52,13 +52,7 @@ async def test_charging_session_events_and_sensors(
     await connect_car(hass)
     await hub(hass).on_connect(PEER, hello(EV_SIGNALS))  # an electric car's hello
     await hass.async_block_till_done()
-    events: list[Event] = []
-
-    @callback
-    def record(event: Event) -> None:
-        events.append(event)
-
-    hass.bus.async_listen(EVENT_VEHICLE, record)
+    events = async_capture_events(hass, EVENT_VEHICLE)
     end = time.time() - 30
     session = {
         "start_ts": end - 2400,

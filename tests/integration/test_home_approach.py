@@ -16,9 +16,9 @@ from unittest.mock import patch
 
 import pytest
 from homeassistant.const import Platform
-from homeassistant.core import Event, HomeAssistant, callback
+from homeassistant.core import HomeAssistant
 from homeassistant.setup import async_setup_component
-from pytest_homeassistant_custom_component.common import MockConfigEntry
+from pytest_homeassistant_custom_component.common import MockConfigEntry, async_capture_events
 
 from bridge.protocol import MessageType
 from custom_components.carhub.const import CONF_APPROACH_MINUTES, EVENT_VEHICLE
@@ -70,13 +70,7 @@ async def test_errand_left_approaching_arrived_and_eta(
         },
         ts=first.time + shift,
     )
-    events: list[Event] = []
-
-    @callback
-    def record(event: Event) -> None:
-        events.append(event)
-
-    hass.bus.async_listen(EVENT_VEHICLE, record)
+    events = async_capture_events(hass, EVENT_VEHICLE)
     coordinator = init_integration.runtime_data.coordinator
     etas: list[tuple[float, float]] = []  # (car time, predicted minutes)
     eta_states: set[str] = set()

@@ -6,9 +6,9 @@ import time
 from typing import Any
 
 import pytest
-from homeassistant.core import Event, HomeAssistant, callback
+from homeassistant.core import HomeAssistant
 from homeassistant.setup import async_setup_component
-from pytest_homeassistant_custom_component.common import MockConfigEntry
+from pytest_homeassistant_custom_component.common import MockConfigEntry, async_capture_events
 from pytest_homeassistant_custom_component.components.recorder.common import (
     async_wait_recording_done,
 )
@@ -61,13 +61,7 @@ async def test_trip_end_event_sensors_and_resend(
     """The trip reaches the bus once with zone names, and the last-trip sensors show it."""
     assert await async_setup_component(hass, "zone", {})
     await connect_car(hass)
-    events: list[Event] = []
-
-    @callback
-    def record(event: Event) -> None:
-        events.append(event)
-
-    hass.bus.async_listen(EVENT_VEHICLE, record)
+    events = async_capture_events(hass, EVENT_VEHICLE)
     data = trip(hass)
     await send_trip(hass, data)
     await send_trip(hass, data)  # the car resent it (crash before it recorded the hand-over)
