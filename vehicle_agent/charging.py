@@ -16,19 +16,13 @@ stopped while charging) is not reported.
 
 from __future__ import annotations
 
-import math
 from typing import Any, Final
+
+from vehicle_agent.values import finite_number
 
 IS_CHARGING: Final = "Vehicle.Powertrain.TractionBattery.Charging.IsCharging"
 SOC: Final = "Vehicle.Powertrain.TractionBattery.StateOfCharge.Displayed"
 ENERGY: Final = "Vehicle.Powertrain.TractionBattery.StateOfCharge.CurrentEnergy"
-
-
-def _number(value: object) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    result = float(value)
-    return result if math.isfinite(result) else None
 
 
 class ChargingRecorder:
@@ -46,7 +40,7 @@ class ChargingRecorder:
 
     def observe(self, path: str, value: object, ts: float) -> list[dict[str, Any]]:
         """Feed one emitted value; return the events it causes."""
-        number = _number(value)
+        number = finite_number(value)
         if path in (SOC, ENERGY):
             if number is not None and path == SOC:
                 self._soc = number

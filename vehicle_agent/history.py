@@ -36,6 +36,7 @@ from typing import Any, Final
 from bridge.protocol import MessageType
 from vehicle_agent.runtime import Link
 from vehicle_agent.state_store import Change
+from vehicle_agent.values import finite_number
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -63,13 +64,6 @@ class _Bucket:
     seconds: float = 0.0
     lo: float = math.inf
     hi: float = -math.inf
-
-
-def _number(value: object) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    result = float(value)
-    return result if math.isfinite(result) else None
 
 
 class History:
@@ -104,7 +98,7 @@ class History:
 
     def observe(self, path: str, value: object, ts: float) -> None:
         """One emitted value (non-numbers and booleans are ignored)."""
-        number = _number(value)
+        number = finite_number(value)
         if number is None:
             return
         bucket = self._open.get(path)

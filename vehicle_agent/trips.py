@@ -47,6 +47,7 @@ from typing import Any, Final
 
 from vehicle_agent.gps.fix import GNSS_SPEED, LATITUDE, LONGITUDE, distance_m
 from vehicle_agent.trip_log import POINT_INTERVAL_S, TripLog
+from vehicle_agent.values import finite_number
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -139,13 +140,6 @@ class TripDetector:
         return {"kind": "trip_end", "ts": ts, "data": data}
 
 
-def _number(value: object) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    result = float(value)
-    return result if math.isfinite(result) else None
-
-
 @dataclass(slots=True)
 class _Running:
     """What is being summed up for the trip in progress."""
@@ -213,7 +207,7 @@ class TripRecorder:
             path = SPEED
         elif path == SPEED:
             self._car_speed = True
-        number = _number(value)
+        number = finite_number(value)
         if path == ODOMETER and number is not None:
             self._observe_odometer(number)
         elif path == FUEL_LEVEL and number is not None:
@@ -298,7 +292,7 @@ class TripRecorder:
         self._odometer = value
 
     def _observe_position(self, path: str, value: object, ts: float) -> None:
-        number = _number(value)
+        number = finite_number(value)
         if number is None:
             return
         if self._fix_ts is not None and ts != self._fix_ts:
