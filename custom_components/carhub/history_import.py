@@ -22,7 +22,7 @@ import math
 from collections import defaultdict
 from collections.abc import Mapping
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from homeassistant.components.sensor import SensorStateClass
 from homeassistant.components.sensor.const import UNIT_CONVERTERS
@@ -182,7 +182,7 @@ class HistoryImporter:
             # Newer releases want the converter's class said (None: no converter).
             metadata["unit_class"] = converter.UNIT_CLASS if converter is not None else None
         try:
-            async_import_statistics(self._hass, StatisticMetaData(**metadata), stats)
+            async_import_statistics(self._hass, cast(StatisticMetaData, metadata), stats)
         except (HomeAssistantError, ValueError) as err:
             LOGGER.warning("cannot import the car's history of %s: %s", entity_id, err)
             return

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from homeassistant.components.logbook import LOGBOOK_ENTRY_MESSAGE, LOGBOOK_ENTRY_NAME
+from homeassistant.components.logbook.const import LOGBOOK_ENTRY_MESSAGE, LOGBOOK_ENTRY_NAME
 from homeassistant.core import Event, HomeAssistant, callback
 from homeassistant.helpers import device_registry as dr
 
@@ -80,10 +80,12 @@ def async_describe_events(
         name = (device.name_by_user or device.name) if device is not None else None
         details = data.get("data")
         kind = str(data.get("type"))
-        message = MESSAGES.get(kind, lambda _data: kind.replace("_", " "))
+        describe_kind = MESSAGES.get(kind)
+        details_map: Mapping[str, Any] = details if isinstance(details, Mapping) else {}
+        text = describe_kind(details_map) if describe_kind else kind.replace("_", " ")
         return {
             LOGBOOK_ENTRY_NAME: name or str(data.get("vehicle_id") or "Car"),
-            LOGBOOK_ENTRY_MESSAGE: message(details if isinstance(details, Mapping) else {}),
+            LOGBOOK_ENTRY_MESSAGE: text,
         }
 
     async_describe_event(DOMAIN, EVENT_VEHICLE, describe)
