@@ -3,7 +3,7 @@
 The running agent is stopped (SIGTERM): stopping ends its trip, so the car's
 *Last trip* sensors fill in. It is started again with the errand track
 (vehicle_agent/data/home_loop_track.gpx: leaves the demo home, turns at a shop
-about 8 km away, comes back) replayed 20 times faster; once the car heads home
+about 8 km away, comes back) replayed 10 times faster; once the car heads home
 the *Time to home* sensor shows an estimate.
 """
 
@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from demo.story import DemoStory
 
 HOME_TRACK = REPO_ROOT / "vehicle_agent" / "data" / "home_loop_track.gpx"
-ERRAND_SPEED = 20.0  # the 21-minute errand in about a minute
+ERRAND_SPEED = 10.0  # the 21-minute errand in about two minutes; a minute heading home
 
 
 def _number(state: dict[str, Any] | None) -> float | None:
