@@ -74,6 +74,7 @@ class AgentOptions:
     loop: bool = True
     speed: float | None = None
     gps_track: Path | None = GPS_TRACK
+    gps_speed: float | None = None
     voice_model: Path | None = None
     voice_language: str = "ko"
     tts: str = "null"
@@ -100,6 +101,8 @@ def run_argv(layout: AgentLayout, opts: AgentOptions) -> list[str]:
         argv += ["--speed", f"{opts.speed:g}"]
     if opts.gps_track is not None and opts.gps_track.exists():
         argv += ["--gps-track", str(opts.gps_track)]
+        if opts.gps_speed is not None:
+            argv += ["--gps-speed", f"{opts.gps_speed:g}"]
     argv += ["--state-dir", str(layout.state_dir)]
     if opts.voice_model is not None:
         argv += [

@@ -25,6 +25,15 @@ _LABELS = {
     "location": "Location",
 }
 _GLANCE_KEYS = tuple(k for k in _LABELS if k != "location")
+#: The last trip and the way home, in a card of their own (docs/home-assistant.md).
+_TRIP_KEYS = (
+    "last_trip",
+    "last_trip_distance",
+    "last_trip_duration",
+    "last_trip_average_speed",
+    "time_to_home",
+    "distance_to_home",
+)
 
 
 def _label(key: str) -> str:
@@ -45,7 +54,14 @@ def dashboard_config(car: CarDevice) -> dict[str, Any]:
     glance = [{"entity": by_key[k], "name": _label(k)} for k in _GLANCE_KEYS if k in by_key]
     if glance:
         cards.append({"type": "glance", "title": car.name, "entities": glance, "columns": 5})
-    shown = {*(g["entity"] for g in glance), *(g["entity"] for g in gauges)}
+    trip = [{"entity": by_key[k], "name": _label(k)} for k in _TRIP_KEYS if k in by_key]
+    if trip:
+        cards.append({"type": "entities", "title": "Trips and the way home", "entities": trip})
+    shown = {
+        *(g["entity"] for g in glance),
+        *(g["entity"] for g in gauges),
+        *(t["entity"] for t in trip),
+    }
     rest = sorted(
         (e for e in car.entities if e.entity_id not in shown),
         key=lambda e: (e.platform_domain != "device_tracker", e.key),

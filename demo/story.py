@@ -9,6 +9,7 @@
 6. a spoken command in the car switches a light at home; the car speaks the reply;
 7. Home Assistant sends the car a notification;
 8. (check) the agent is killed with SIGKILL and restarted: nothing is lost;
+9. the car's last trip, then an errand home with the time-to-home estimate;
 then a live table of the car as Home Assistant sees it, until Ctrl-C.
 """
 
@@ -51,6 +52,7 @@ from demo.ha_client import HAClient, HAError
 from demo.ha_config import CONFIGURED_INTEGRATIONS, DEMO_ENTITIES
 from demo.ha_instance import HAInstance
 from demo.ha_runtime import HARelease
+from demo.home_trip import step_home_trip
 from demo.journal import read_journal, wait_for_entry
 from demo.output import Console, render_table
 from demo.pairing import (
@@ -214,6 +216,7 @@ class DemoStory:
         crash = self.opts.check if self.opts.crash_test is None else self.opts.crash_test
         if crash:
             await self.step_crash_restart()
+        await step_home_trip(self)
         if self.opts.english_model is not None:
             # Last: it restarts the agent with the English model.
             await self.step_voice(ENGLISH_COMMAND, self.opts.english_model)

@@ -236,7 +236,7 @@ async def shoot(url: str, token: str, out_dir: Path, session: aiohttp.ClientSess
         await log_in(browser, url, token)
         pages = [
             ("device.png", f"/config/devices/device/{car.device_id}", [car.name, "Sensors"]),
-            ("dashboard.png", dashboard, ["Speed", "Living room light"]),
+            ("dashboard.png", dashboard, ["Speed", "Trips and the way home", "Living room light"]),
         ]
         for name, path, needles in pages:
             await browser.goto(url + path)

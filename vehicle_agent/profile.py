@@ -52,6 +52,8 @@ from vehicle_agent.dbc_sources import find_dbc, source_names
 
 PROFILES_DIR = Path(__file__).with_name("profiles")
 DBC_DIR_ENV = "CARHUB_DBC_DIR"
+BUNDLED_DBC_DIR = Path(__file__).resolve().parent / "data" / "dbc"
+"""DBC files shipped with the agent (found without --dbc-dir)."""
 DATATYPES = ("float", "int", "bool", "string", "list")
 Datatype = Literal["float", "int", "bool", "string", "list"]
 _VSS_RE = re.compile(r"^Vehicle(\.[A-Za-z0-9_]+)+$")
@@ -374,6 +376,7 @@ def resolve_dbc_files(
     """
     by_name = {Path(f).name: Path(f) for f in dbc_files}
     dirs = [Path(d) for d in (dbc_dir, os.environ.get(DBC_DIR_ENV)) if d]
+    dirs.append(BUNDLED_DBC_DIR)
     out: dict[str, list[Path]] = {}
     for bus, names in profile.buses.items():
         files: list[Path] = []

@@ -45,15 +45,19 @@ import can
 
 from bridge.protocol import Envelope, MessageType
 from vehicle_agent import __version__
+from vehicle_agent.charging import ChargingRecorder
 from vehicle_agent.mapper import VssUpdate
 from vehicle_agent.pipeline import CanPipeline
 from vehicle_agent.state_store import Change
+from vehicle_agent.trip_log import TripLog
+from vehicle_agent.trips import IS_RUNNING as IS_RUNNING
+from vehicle_agent.trips import ODOMETER as ODOMETER
+from vehicle_agent.trips import SPEED as SPEED
+from vehicle_agent.trips import TripDetector as TripDetector
+from vehicle_agent.trips import TripRecorder
 
 _LOGGER = logging.getLogger(__name__)
 
-SPEED = "Vehicle.Speed"
-IS_RUNNING = "Vehicle.Powertrain.CombustionEngine.IsRunning"
-ODOMETER = "Vehicle.TraveledDistance"
 VIN = "Vehicle.VehicleIdentification.VIN"
 DTCS = "Vehicle.Diagnostics.DTCs"
 
@@ -125,85 +129,6 @@ class Journal:
             self._fh = None
 
 
-class TripDetector:
-    """Trip start/end from speed and ignition.
-
-    A trip starts when the car moves faster than ``start_kmh``. It ends when the
-    engine stops, or when the car has stood still (at most ``still_kmh``) for
-    ``end_idle_s`` seconds.
-    """
-
-    def __init__(
-        self, *, start_kmh: float = 5.0, still_kmh: float = 1.0, end_idle_s: float = 120.0
-    ) -> None:
-        self.start_kmh = start_kmh
-        self.still_kmh = still_kmh
-        self.end_idle_s = end_idle_s
-        self.active = False
-        self._start_ts = 0.0
-        self._start_odo: float | None = None
-        self._odo: float | None = None
-        self._max_speed = 0.0
-        self._still_since: float | None = None
-        self._trips = 0
-
-    def observe(self, path: str, value: object, ts: float) -> list[dict[str, Any]]:
-        """Feed one value; return the event bodies it causes."""
-        if path == ODOMETER and isinstance(value, int | float):
-            self._odo = float(value)
-            if self.active and self._start_odo is None:
-                self._start_odo = self._odo
-            return []
-        if path == IS_RUNNING and value is False and self.active:
-            return [self._end(ts, "engine off")]
-        if path != SPEED or not isinstance(value, int | float):
-            return []
-        speed = float(value)
-        if not self.active:
-            if speed > self.start_kmh:
-                return [self._start(ts, speed)]
-            return []
-        self._max_speed = max(self._max_speed, speed)
-        if speed <= self.still_kmh:
-            if self._still_since is None:
-                self._still_since = ts
-        else:
-            self._still_since = None
-        return self.tick(ts)
-
-    def tick(self, now: float) -> list[dict[str, Any]]:
-        """End a trip whose car has stood still long enough."""
-        if (
-            self.active
-            and self._still_since is not None
-            and now - self._still_since >= self.end_idle_s
-        ):
-            return [self._end(self._still_since, "stopped")]
-        return []
-
-    def _start(self, ts: float, speed: float) -> dict[str, Any]:
-        self.active = True
-        self._trips += 1
-        self._start_ts = ts
-        self._start_odo = self._odo
-        self._max_speed = speed
-        self._still_since = None
-        return {"kind": "trip_start", "ts": ts, "data": {"trip": self._trips}}
-
-    def _end(self, ts: float, reason: str) -> dict[str, Any]:
-        self.active = False
-        data: dict[str, Any] = {
-            "trip": self._trips,
-            "reason": reason,
-            "duration_s": round(ts - self._start_ts, 1),
-            "max_speed_kmh": round(self._max_speed, 1),
-        }
-        if self._start_odo is not None and self._odo is not None:
-            data["distance_km"] = round(self._odo - self._start_odo, 1)
-        self._still_since = None
-        return {"kind": "trip_end", "ts": ts, "data": data}
-
-
 def _dtc_events(old: object, new: object, ts: float) -> list[dict[str, Any]]:
     """dtc_appeared / dtc_cleared events between two values of Vehicle.Diagnostics.DTCs."""
 
@@ -233,6 +158,10 @@ class RuntimeOptions:
     stop_drain_s: float = 3.0
     """On stop, wait up to this long for connected homes to ack what is queued."""
 
+    def trip_detector(self) -> TripDetector:
+        """A trip detector with these options' thresholds."""
+        return TripDetector(start_kmh=self.trip_start_kmh, end_idle_s=self.trip_end_idle_s)
+
 
 class AgentRuntime:
     """Runs the agent until :meth:`stop` (see the module docstring)."""
@@ -248,6 +177,7 @@ class AgentRuntime:
         journal: Journal | None = None,
         options: RuntimeOptions | None = None,
         clock: Callable[[], float] = time.time,
+        trips: TripRecorder | None = None,
     ) -> None:
         self.pipeline = pipeline
         self.store = pipeline.store
@@ -255,9 +185,9 @@ class AgentRuntime:
         self.journal = journal or Journal(None)
         self.obd = obd
         self.links: dict[str, Link] = {}
-        self.trips = TripDetector(
-            start_kmh=self.options.trip_start_kmh, end_idle_s=self.options.trip_end_idle_s
-        )
+        # Without a trip log (tests, no state dir) trips are kept in memory.
+        self.trips = trips or TripRecorder(TripLog(None), self.options.trip_detector())
+        self.charging = ChargingRecorder()
         self._frames = frames
         self._sources = list(sources)
         self._clock = clock
@@ -468,7 +398,7 @@ class AgentRuntime:
             # What is still held (rate limit, deadband) is the car's last word:
             # send it, so the home never keeps a superseded value.
             self.store.flush()
-            await self._forward_once()
+            await self._forward_once(final=True)
             await self._drain_links(self.options.stop_drain_s)
             for hub_id, link in list(self.links.items()):
                 try:
@@ -519,20 +449,22 @@ class AgentRuntime:
             await asyncio.sleep(self.options.send_interval_s)
             await self._forward_once()
 
-    async def _forward_once(self) -> None:
+    async def _forward_once(self, *, final: bool = False) -> None:
         now = self._clock()
         self.store.tick(now)
         changes = self.store.drain()
         events: list[dict[str, Any]] = []
         for change in changes:
             events += self._observe(change)
-        events += self.trips.tick(now)
+        # Stopping ends the trip in progress (the car is switched off).
+        events += self.trips.finish(now) if final else self.trips.tick(now)
         if changes:
             signals = {c.path: {"value": c.value, "ts": c.ts} for c in changes}
             await self.broadcast(MessageType.STATE, {"signals": signals})
         for event in events:
             _LOGGER.info("event %s %s", event["kind"], event["data"])
             await self.broadcast(MessageType.EVENT, event)
+        self.trips.mark_sent(events)
         self._watch_links()
 
     def _observe(self, change: Change) -> list[dict[str, Any]]:
@@ -544,7 +476,7 @@ class AgentRuntime:
             events = _dtc_events(self._dtcs, value, ts)
             self._dtcs = value
             return events
-        return self.trips.observe(path, value, ts)
+        return self.trips.observe(path, value, ts) + self.charging.observe(path, value, ts)
 
     def _watch_links(self) -> None:
         for hub_id, link in list(self.links.items()):

@@ -55,7 +55,9 @@ from .const import (
     CONF_ALLOWED_AREAS,
     CONF_ALLOWED_DOMAINS,
     CONF_ALLOWED_SENSITIVE,
+    CONF_APPROACH_MINUTES,
     CONF_CODE,
+    CONF_ETA_MAX_KM,
     CONF_EXTERNAL_URL,
     CONF_LISTEN_PORT,
     CONF_MAKE,
@@ -69,6 +71,7 @@ from .const import (
     LOGGER,
     SENSITIVE_CHOICES,
 )
+from .home_approach import DEFAULT_APPROACH_MINUTES, DEFAULT_ETA_MAX_KM
 from .hub import (
     DATA_HUB,
     async_get_home_ca,
@@ -405,6 +408,19 @@ class CarHubConfigFlow(ConfigFlow, domain=DOMAIN):
         return False
 
 
+def approach_options_schema(options: Mapping[str, Any]) -> dict[vol.Marker, Any]:
+    """Thresholds of approaching home (custom_components/carhub/home_approach.py)."""
+    return {
+        vol.Optional(
+            CONF_APPROACH_MINUTES,
+            default=options.get(CONF_APPROACH_MINUTES, DEFAULT_APPROACH_MINUTES),
+        ): NumberSelector(NumberSelectorConfig(min=1, max=120, step=1, unit_of_measurement="min")),
+        vol.Optional(
+            CONF_ETA_MAX_KM, default=options.get(CONF_ETA_MAX_KM, DEFAULT_ETA_MAX_KM)
+        ): NumberSelector(NumberSelectorConfig(min=1, max=1000, step=1, unit_of_measurement="km")),
+    }
+
+
 class CarHubOptionsFlow(OptionsFlow):
     """Which conversation agent answers the car, and what the car may touch."""
 
@@ -444,6 +460,7 @@ class CarHubOptionsFlow(OptionsFlow):
                         translation_key="sensitive",
                     )
                 ),
+                **approach_options_schema(options),
             }
         )
         return self.async_show_form(step_id="init", data_schema=schema)

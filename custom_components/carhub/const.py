@@ -28,6 +28,9 @@ CONF_AGENT_ID: Final = "agent_id"
 CONF_ALLOWED_DOMAINS: Final = "allowed_domains"
 CONF_ALLOWED_AREAS: Final = "allowed_areas"
 CONF_ALLOWED_SENSITIVE: Final = "allowed_sensitive"
+# Minutes to home at which approaching_home fires; km within which the ETA is shown.
+CONF_APPROACH_MINUTES: Final = "approach_minutes"
+CONF_ETA_MAX_KM: Final = "eta_max_km"
 
 DEFAULT_PAIRING_PORT: Final = 8767
 DEFAULT_LISTEN_PORT: Final = 8766
@@ -51,12 +54,20 @@ EVENT_DTC_CLEARED: Final = "dtc_cleared"
 EVENT_TRIP_START: Final = "trip_start"
 EVENT_TRIP_END: Final = "trip_end"
 EVENT_ARRIVED_HOME: Final = "arrived_home"
+EVENT_LEFT_HOME: Final = "left_home"
+EVENT_APPROACHING_HOME: Final = "approaching_home"
+EVENT_CHARGING_START: Final = "charging_start"
+EVENT_CHARGING_END: Final = "charging_end"
 VEHICLE_EVENT_TYPES: Final = (
     EVENT_DTC_APPEARED,
     EVENT_DTC_CLEARED,
     EVENT_TRIP_START,
     EVENT_TRIP_END,
     EVENT_ARRIVED_HOME,
+    EVENT_LEFT_HOME,
+    EVENT_APPROACHING_HOME,
+    EVENT_CHARGING_START,
+    EVENT_CHARGING_END,
 )
 
 # Messages whose envelope is older than this (by the car's clock, corrected by

@@ -38,6 +38,8 @@ from .const import (
     BACKLOG_QUIET_S,
     COMMAND_TTL,
     CONF_AGENT_VERSION,
+    CONF_APPROACH_MINUTES,
+    CONF_ETA_MAX_KM,
     CONF_MAKE,
     CONF_MODEL,
     CONF_PROFILE,
@@ -45,15 +47,22 @@ from .const import (
     CONF_SIGNALS,
     CONF_VIN,
     DOMAIN,
+    EVENT_APPROACHING_HOME,
     EVENT_ARRIVED_HOME,
+    EVENT_CHARGING_END,
+    EVENT_LEFT_HOME,
+    EVENT_TRIP_END,
     EVENT_VEHICLE,
     LOGGER,
     MAX_SIGNALS,
     RTT_REFRESH_INTERVAL,
     VEHICLE_EVENT_TYPES,
 )
+from .history_import import HistoryImporter
+from .home_approach import DEFAULT_APPROACH_MINUTES, DEFAULT_ETA_MAX_KM, HomeWatch, Position
 from .models import SignalValue, VehicleState, as_float, parse_declared_signals
-from .signals import LATITUDE, LOCATION_ACCURACY, LONGITUDE
+from .signals import GNSS_SPEED, HEADING, LATITUDE, LOCATION_ACCURACY, LONGITUDE, SPEED
+from .trips import TripTracker
 
 if TYPE_CHECKING:
     from .hub import CarHub
@@ -112,6 +121,9 @@ class CarHubCoordinator(DataUpdateCoordinator[VehicleState]):
         self._signals_capped = False
         self._rtt_unsub: CALLBACK_TYPE | None = None
         self._in_home: bool | None = None
+        self.trips = TripTracker(hass, self.data)
+        self.home = HomeWatch(hass)
+        self.history = HistoryImporter(hass, self)
 
     async def _async_update_data(self) -> VehicleState:
         """Nothing to fetch: the car pushes. A refresh just re-publishes the state."""
@@ -136,6 +148,7 @@ class CarHubCoordinator(DataUpdateCoordinator[VehicleState]):
             self._rtt_unsub()
             self._rtt_unsub = None
         self._cancel_flush()
+        self.history.shutdown()
 
     @callback
     def async_add_signals_listener(self, listener: Callable[[], None]) -> CALLBACK_TYPE:
@@ -324,12 +337,34 @@ class CarHubCoordinator(DataUpdateCoordinator[VehicleState]):
         accuracy = round(as_float(self.data.value(LOCATION_ACCURACY)) or 0)
         zone = async_active_zone(self.hass, lat, lon, accuracy)
         in_home = zone is not None and zone.entity_id == HOME_ZONE
-        if in_home and self._in_home is False:
-            ts = max(self.data.signals[LATITUDE].ts, self.data.signals[LONGITUDE].ts)
-            self._fire_vehicle_event(
-                EVENT_ARRIVED_HOME, ts, {"zone": HOME_ZONE, "latitude": lat, "longitude": lon}
-            )
+        ts = max(self.data.signals[LATITUDE].ts, self.data.signals[LONGITUDE].ts)
+        place = {"zone": HOME_ZONE, "latitude": lat, "longitude": lon}
+        if in_home != self._in_home and self._in_home is not None:
+            self._fire_vehicle_event(EVENT_ARRIVED_HOME if in_home else EVENT_LEFT_HOME, ts, place)
+            self.home.reset()
         self._in_home = in_home
+        self._watch_approach(Position(ts=ts, latitude=lat, longitude=lon))
+
+    def _watch_approach(self, pos: Position) -> None:
+        """Distance, ETA and approaching_home (home_approach.py)."""
+        speed = as_float(self.data.value(SPEED))
+        if speed is None:
+            speed = as_float(self.data.value(GNSS_SPEED))
+        pos = Position(
+            ts=pos.ts,
+            latitude=pos.latitude,
+            longitude=pos.longitude,
+            heading=as_float(self.data.value(HEADING)),
+            speed_kmh=speed,
+        )
+        options = self.config_entry.options
+        fired = self.home.update(
+            pos,
+            approach_minutes=float(options.get(CONF_APPROACH_MINUTES, DEFAULT_APPROACH_MINUTES)),
+            eta_max_km=float(options.get(CONF_ETA_MAX_KM, DEFAULT_ETA_MAX_KM)),
+        )
+        if fired is not None:
+            self._fire_vehicle_event(EVENT_APPROACHING_HOME, pos.ts, fired)
 
     def _handle_event(self, env: Envelope) -> None:
         body = env.body
@@ -340,6 +375,19 @@ class CarHubCoordinator(DataUpdateCoordinator[VehicleState]):
         if not isinstance(kind, str):
             LOGGER.debug("%s: event without a kind", self.config_entry.title)
             return
+        if kind == "history":  # a dead zone's history: into statistics, not the bus
+            self.history.handle(event_data)
+            return
+        if kind == EVENT_TRIP_END:
+            trip = self.trips.trip_end(event_data)
+            if trip is None:
+                LOGGER.debug("%s: trip sent again, ignored", self.config_entry.title)
+                return
+            event_data = trip
+            self._publish()
+        if kind == EVENT_CHARGING_END:
+            self.data.last_charge = event_data
+            self._publish()
         if kind in VEHICLE_EVENT_TYPES:
             self._fire_vehicle_event(kind, ts, event_data)
         if kind in ENTITY_EVENT_KINDS:

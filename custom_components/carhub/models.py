@@ -32,6 +32,10 @@ class VehicleState:
     connected: bool = False
     last_seen: datetime | None = None
     rtt_ms: float | None = None
+    last_trip: dict[str, Any] | None = None
+    """The summary of the car's last finished trip (custom_components/carhub/trips.py)."""
+    last_charge: dict[str, Any] | None = None
+    """The car's last finished charging session (``charging_end`` data)."""
 
     def value(self, path: str) -> Any:
         """The current value of a signal, or None when none arrived in this run."""

@@ -38,7 +38,9 @@ from homeassistant.helpers.typing import StateType
 from . import signals as vss
 from .coordinator import CarHubCoordinator
 from .entity import CarHubEntity, always, async_setup_dynamic_entities, declares
+from .home_sensor import HOME_SENSORS, HomeSensor
 from .models import CarHubConfigEntry, VehicleState, as_float
+from .trip_sensor import CHARGE_SENSORS, TripSensor, trip_sensors
 
 # Push updates from one car: no concurrency limit needed.
 PARALLEL_UPDATES = 0
@@ -313,6 +315,13 @@ async def async_setup_entry(
     """Create the car's sensors from its declared signals."""
     async_setup_dynamic_entities(
         hass, entry, Platform.SENSOR, SENSORS, CarHubSensor, async_add_entities
+    )
+    async_add_entities(trip_sensors(entry.runtime_data.coordinator))
+    async_setup_dynamic_entities(
+        hass, entry, Platform.SENSOR, HOME_SENSORS, HomeSensor, async_add_entities
+    )
+    async_setup_dynamic_entities(
+        hass, entry, Platform.SENSOR, CHARGE_SENSORS, TripSensor, async_add_entities
     )
 
 

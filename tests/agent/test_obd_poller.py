@@ -212,6 +212,9 @@ async def test_bundled_generic_profile_end_to_end():
         assert latest["Vehicle.LowVoltageBattery.CurrentVoltage"] == 14.1
         assert latest["Vehicle.OBD.Status.IsMILOn"] is False
         assert latest["Vehicle.Powertrain.CombustionEngine.Speed"] == 780
+        # PID 0x5B: 57.3 % goes out as round(57.3 * 255 / 100) = 146, read back as 146 / 2.55.
+        soc = latest["Vehicle.Powertrain.TractionBattery.StateOfCharge.Displayed"]
+        assert soc == pytest.approx(146 * 100 / 255, abs=0.01)
 
 
 def test_power_monitor_hold_and_hysteresis():

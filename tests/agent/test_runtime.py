@@ -123,8 +123,10 @@ def test_state_reaches_every_home_and_links_start_and_stop(frames):
         assert merged["Vehicle.Powertrain.Transmission.SelectedGear"] == "D"
         assert 25 <= merged[SPEED] <= 80
         assert is_valid_vin(merged["Vehicle.VehicleIdentification.VIN"])
-        kinds = [e["kind"] for e in link.of(MessageType.EVENT)]
-        assert kinds == ["trip_start"]  # the car drives at highway speed from the start
+        events = link.of(MessageType.EVENT)
+        # The car drives at highway speed from the start; stopping the agent ends the trip.
+        assert [e["kind"] for e in events] == ["trip_start", "trip_end"]
+        assert events[1]["data"]["reason"] == "agent stopped"
     # the VIN learnt on the bus is in the hello the links send on reconnect
     assert is_valid_vin(a.hello["vehicle"]["vin"])
     assert a.hello["signals"][SPEED] == {"unit": "km/h", "datatype": "float"}

@@ -103,7 +103,10 @@ def check_hub_side(home: Home, expected: dict[str, Any], command_seq: int) -> No
     assert state[GEAR] == "D"
     assert 25 <= state[SPEED] <= 80
     assert is_valid_vin(state[VIN])
-    assert [e["kind"] for e in handler.events()] == ["trip_start"]
+    # The replay ends the run, and the trip with it.
+    events = handler.events()
+    assert [e["kind"] for e in events] == ["trip_start", "trip_end"]
+    assert events[1]["data"]["reason"] == "agent stopped"
 
     results = handler.of(MessageType.COMMAND_RESULT)
     assert [r.body["command_seq"] for r in results] == [command_seq]

@@ -109,6 +109,15 @@ def test_commands_spoken_while_home_unreachable_are_answered_not_replayed(
     }
 
 
+def test_last_trip_and_time_to_home_shown(check_run: dict[str, Any]) -> None:
+    """Stopping the agent ends its trip; the replayed errand shows a falling ETA home."""
+    _step(check_run, "home_trip")
+    notes = check_run["notes"]["home_trip"]
+    assert notes["last_trip_km"] > 0
+    assert len(notes["eta_minutes"]) >= 3
+    assert notes["eta_minutes"][-1] < notes["eta_minutes"][0]
+
+
 def test_check_exits_zero_only_when_everything_passed(check_run: dict[str, Any]) -> None:
     """The exit code agrees with the verdicts."""
     all_passed = all(s["passed"] for s in check_run["steps"])

@@ -466,4 +466,7 @@ async def test_options_flow(hass: HomeAssistant, mock_config_entry: MockConfigEn
         CONF_ALLOWED_DOMAINS: ["light", "cover"],
         CONF_ALLOWED_AREAS: ["garage"],
         CONF_ALLOWED_SENSITIVE: ["garage_door"],
+        # Approaching-home thresholds keep their defaults (home_approach.py).
+        "approach_minutes": 10.0,
+        "eta_max_km": 100.0,
     }

@@ -27,8 +27,18 @@ from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 import custom_components.carhub as carhub
 from bridge.discovery import SERVICE_TYPE
-from custom_components.carhub import binary_sensor, device_tracker, event, sensor, voice
+from custom_components.carhub import (
+    binary_sensor,
+    device_tracker,
+    event,
+    sensor,
+    voice,
+)
 from custom_components.carhub.const import SENSITIVE_CHOICES, VEHICLE_EVENT_TYPES
+from custom_components.carhub.home_sensor import HOME_SENSORS
+from custom_components.carhub.trip_sensor import CHARGE_SENSORS, TRIP_SENSORS
+
+ALL_SENSORS = (*sensor.SENSORS, *TRIP_SENSORS, *HOME_SENSORS, *CHARGE_SENSORS)
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPONENT = ROOT / "custom_components" / "carhub"
@@ -275,6 +285,8 @@ def test_config_flow_translations() -> None:
         "allowed_domains",
         "allowed_areas",
         "allowed_sensitive",
+        "approach_minutes",
+        "eta_max_km",
     }
     assert set(EN["selector"]["sensitive"]["options"]) == set(SENSITIVE_CHOICES)
 
@@ -282,7 +294,7 @@ def test_config_flow_translations() -> None:
 def test_entity_translations() -> None:
     """Every entity translation key (and enum state, event type) has a name."""
     expected = {
-        "sensor": {d.translation_key for d in sensor.SENSORS},
+        "sensor": {d.translation_key for d in ALL_SENSORS},
         "binary_sensor": {d.translation_key for d in binary_sensor.BINARY_SENSORS},
         "device_tracker": {device_tracker.LOCATION.translation_key},
         "event": {event.CAR_EVENT.translation_key},
@@ -309,7 +321,7 @@ def test_exception_and_issue_translations() -> None:
         assert EN["exceptions"][key]["message"] == fallback
     issue_keys = {"certificate_expiring", "not_seen", "dead_letter"}
     selector_keys = {"sensitive", "priority"}
-    entity_keys = {d.translation_key for d in sensor.SENSORS} | {
+    entity_keys = {d.translation_key for d in ALL_SENSORS} | {
         d.translation_key for d in binary_sensor.BINARY_SENSORS
     }
     exceptions = used - issue_keys - selector_keys - entity_keys - {"location", "car_event"}

@@ -45,6 +45,7 @@ from vehicle_agent.can_input import DEFAULT_BUS, CanInputError, aiter_bus, arepl
 from vehicle_agent.dbc_loader import DbcLoadError
 from vehicle_agent.gps import HELLO_SIGNALS as GPS_HELLO_SIGNALS
 from vehicle_agent.gps import GpsdClient, GpsFix, load_track, replay
+from vehicle_agent.history import History, history_loop
 from vehicle_agent.mapper import VssUpdate
 from vehicle_agent.pipeline import CanPipeline
 from vehicle_agent.profile import DBC_DIR_ENV, CarProfile, ProfileError, load_profile
@@ -57,6 +58,8 @@ from vehicle_agent.runtime import (
     RuntimeOptions,
 )
 from vehicle_agent.state_store import StateStore
+from vehicle_agent.trip_log import TripLog
+from vehicle_agent.trips import TripRecorder
 
 if TYPE_CHECKING:  # only --obd imports can-isotp
     from vehicle_agent.obd_service import ObdOptions, ObdService
@@ -121,6 +124,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     gps = p.add_mutually_exclusive_group()
     gps.add_argument("--gps-track", type=Path, help="GPX or NMEA track to replay")
     gps.add_argument("--gpsd", metavar="HOST:PORT", help="read fixes from gpsd")
+    p.add_argument("--gps-speed", type=float, help="replay speed of --gps-track (default: --speed)")
     p.add_argument("--state-dir", type=Path, help="car state (homes, outboxes)")
     p.add_argument("--journal", type=Path, help="JSON lines of what the driver sees/hears")
     p.add_argument("--duration", type=float, help="stop after this many seconds")
@@ -294,7 +298,9 @@ async def _run_runtime(
 ) -> int:
     loop = asyncio.get_running_loop()
     actions: ObdActions | None = obd
-
+    options = RuntimeOptions(send_interval_s=args.send_interval)
+    # The driver's logbook: <state-dir>/trips.db (`vehicle-agent trips`).
+    trip_log = TripLog(Path(args.state_dir) / "trips.db")
     runtime = AgentRuntime(
         pipeline=pipeline,
         vehicle={
@@ -308,7 +314,8 @@ async def _run_runtime(
         sources=sources,
         obd=actions,
         journal=Journal(args.journal),
-        options=RuntimeOptions(send_interval_s=args.send_interval),
+        options=options,
+        trips=TripRecorder(trip_log, options.trip_detector()),
     )
     if args.gps_track is not None or args.gpsd is not None:
         runtime.declare_signals(GPS_HELLO_SIGNALS)
@@ -318,6 +325,10 @@ async def _run_runtime(
         _LOGGER.info("home %s: %s", home.hub_id, ", ".join(home.urls))
     if obd is not None:
         runtime.add_task(obd.probe_loop)
+    # One row per numeric signal per minute, sent home after a dead zone.
+    history = History(Path(args.state_dir) / "history.db")
+    runtime.store.add_listener(history.on_change)
+    runtime.add_task(lambda: history_loop(runtime.links, history))
 
     async def watch_homes() -> None:
         while True:
@@ -343,7 +354,11 @@ async def _run_runtime(
     _LOGGER.info(
         "vehicle %s (%s) running with %d home(s)", vehicle_id, profile.name, len(runtime.links)
     )
-    await runtime.run()
+    try:
+        await runtime.run()
+    finally:
+        trip_log.close()
+        history.close()
     return 0
 
 
@@ -436,7 +451,8 @@ def _gps_sources(args: argparse.Namespace) -> list[AsyncIterator[VssUpdate]]:
             track = load_track(args.gps_track)
         except Exception as exc:  # TrackError, OSError
             raise UsageError(f"GPS track: {exc}") from exc
-        return [_fix_updates(replay(track.fixes, speed=args.speed, loop=args.loop))]
+        speed = args.speed if args.gps_speed is None else args.gps_speed
+        return [_fix_updates(replay(track.fixes, speed=speed, loop=args.loop))]
     if args.gpsd is not None:
         host, _, port = args.gpsd.rpartition(":")
         if not host or not port.isdigit():

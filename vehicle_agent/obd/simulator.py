@@ -53,9 +53,10 @@ DEFAULT_PIDS: Mapping[int, float] = {
     0x2F: 62.7,  # fuel level, percent
     0x42: 14.1,  # control module voltage, V
     0x46: 18,  # ambient air, celsius
+    0x5B: 57.3,  # hybrid battery pack remaining life, percent
     0xA6: 48213.4,  # odometer, km
 }
-"""Values of a warm engine idling (physical units); what the demo ECU answers."""
+"""Values of a warm hybrid idling (physical units); what the demo ECU answers."""
 
 
 def encode_pid_value(pid: int, value: float | bytes) -> bytes:
