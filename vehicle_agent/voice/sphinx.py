@@ -1,0 +1,225 @@
+"""The pocketsphinx engine: English with no download (the model ships in the wheel).
+
+The ``pocketsphinx`` wheel on PyPI carries the CMU en-us acoustic model, a
+134 000-word pronunciation dictionary and a phone language model. The car's
+phrases become a JSGF grammar (:func:`jsgf`), so the decoder produces one
+whole phrase, or nothing when no path through the grammar reaches its end.
+
+Speech that is none of the phrases can still reach the end of some phrase.
+So a free phone loop decodes the same audio beside the grammar, and the
+confidence of an utterance is how well the best phrase fits compared with
+free phones, per frame (the classic likelihood ratio: in-grammar speech fits
+its phrase almost as well as free phones, other speech fits much worse).
+Below :data:`MIN_CONFIDENCE` the recognizer reports "something else" (an
+empty hypothesis), which the matcher refuses. An in-grammar "something else"
+branch (a phone loop inside the JSGF) was tried first: it made the search
+100 times slower.
+
+Each recognizer has two decoders (about 30 MB each: the acoustic model and
+the dictionary) fed while audio arrives, so at the end of speech only the
+final searches and the n-best list remain.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import math
+import re
+import threading
+from collections.abc import Sequence
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from vehicle_agent.voice.errors import GrammarError, ModelError
+from vehicle_agent.voice.g2p import guess_phones
+from vehicle_agent.voice.matcher import Hypothesis
+
+_LOGGER = logging.getLogger(__name__)
+
+_PLAIN_TOKEN = re.compile(r"^[\w'.-]+$")
+# Per-frame log-likelihood of the best phrase minus that of free phones (natural
+# log units of the decoder's scores): below this the speech was something else.
+# Chosen in benchmarks/voice.py on the tuning voices (never the held-out ones).
+MIN_CONFIDENCE = -0.0003
+# The decoder's path scores are base-1.0001 exponentials; their natural logs
+# differ by hundredths between close alternatives. Times this scale they are
+# the matcher's softmax inputs.
+SCORE_SCALE = 200.0
+
+
+@lru_cache(maxsize=1)
+def _pocketsphinx() -> Any:  # noqa: ANN401 (pocketsphinx has no type hints)
+    try:
+        return importlib.import_module("pocketsphinx")
+    except ImportError as exc:  # pragma: no cover - pocketsphinx is a hard dependency
+        raise ModelError("the 'pocketsphinx' package is not installed") from exc
+
+
+def packaged_sphinx_model() -> Path:
+    """The model directory inside the pocketsphinx wheel (holds ``en-us/``)."""
+    return Path(_pocketsphinx().get_model_path())
+
+
+def jsgf(phrases: Sequence[str], name: str = "carhub") -> str:
+    """A JSGF grammar whose one public rule is any of *phrases* (words separated by spaces)."""
+    alternatives = []
+    for phrase in sorted(set(phrases)):
+        words = phrase.split()
+        if not words:
+            continue
+        alternatives.append(" ".join(w if _PLAIN_TOKEN.match(w) else _quote(w) for w in words))
+    if not alternatives:
+        raise GrammarError("no phrases for the JSGF grammar")
+    body = "\n    | ".join(alternatives)
+    return f"#JSGF V1.0;\ngrammar {name};\npublic <utterance> =\n      {body}\n    ;\n"
+
+
+def _quote(word: str) -> str:
+    return '"' + word.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+class SphinxEngine:
+    """pocketsphinx with the en-us model of its wheel (or a model directory laid out alike)."""
+
+    name = "pocketsphinx"
+    needs_value_pass = False
+    # One pass: speed-perturbed copies did not help the FSG decoder enough to
+    # pay for a second decoder pair (benchmarks/voice.py).
+    default_speeds: tuple[float, ...] = (1.0,)
+
+    def __init__(
+        self,
+        model_dir: Path | None = None,
+        *,
+        language: str = "en",
+        min_confidence: float = MIN_CONFIDENCE,
+    ) -> None:
+        root = model_dir or packaged_sphinx_model()
+        self._hmm = root / "en-us" / "en-us"
+        self._lexicon = root / "en-us" / "cmudict-en-us.dict"
+        if not (self._hmm / "mdef").is_file() or not self._lexicon.is_file():
+            raise ModelError(f"{root} is not a pocketsphinx model directory (en-us/en-us/mdef)")
+        self.path = root
+        self.language = language
+        self.min_confidence = min_confidence
+        self.guessed: dict[str, str] = {}  # word -> phones the engine made up for it
+        self._lock = threading.Lock()
+        self._phone_lm = root / "en-us" / "en-us-phone.lm.bin"
+        self._lexicon_decoder = self.new_decoder()  # answers knows() / guess()
+
+    def new_decoder(self) -> Any:  # noqa: ANN401 (pocketsphinx has no type hints)
+        """A decoder with the model, the dictionary and every guessed word."""
+        ps = _pocketsphinx()
+        try:
+            # No language model: searches are added per grammar.
+            config = ps.Config(
+                hmm=str(self._hmm), dict=str(self._lexicon), lm=None, loglevel="ERROR"
+            )
+            decoder = ps.Decoder(config)
+        except Exception as exc:  # pocketsphinx raises RuntimeError/ValueError on bad models
+            raise ModelError(f"cannot load the pocketsphinx model in {self.path}: {exc}") from exc
+        for word, phones in self.guessed.items():
+            decoder.add_word(word, phones, False)
+        return decoder
+
+    def knows(self, word: str) -> bool:
+        """Whether *word* is in the dictionary (or was added by :meth:`guess`)."""
+        return self._lookup(word) is not None
+
+    def guess(self, word: str) -> bool:
+        """Add a guessed pronunciation for *word* (see :mod:`vehicle_agent.voice.g2p`)."""
+        phones = guess_phones(word, self._lookup)
+        if phones is None:
+            _LOGGER.warning("voice: no pronunciation for %r; phrases with it are left out", word)
+            return False
+        with self._lock:
+            self._lexicon_decoder.add_word(word, phones, True)
+        self.guessed[word] = phones
+        _LOGGER.warning("voice: %r is not in the dictionary; guessed it as %s", word, phones)
+        return True
+
+    def _lookup(self, word: str) -> str | None:
+        with self._lock:
+            found = self._lexicon_decoder.lookup_word(word)
+        return str(found) if found is not None else None
+
+    def recognizer(self, phrases: Sequence[str], n_best: int) -> SphinxRecognizer:
+        """A streaming recognizer for *phrases* (its own decoder)."""
+        return SphinxRecognizer(self, phrases, n_best)
+
+    def phone_loop(self) -> Any:  # noqa: ANN401
+        """A decoder running free phone recognition (the confidence's reference)."""
+        decoder = self.new_decoder()
+        try:
+            decoder.add_allphone_file("phones", str(self._phone_lm))
+            decoder.activate_search("phones")
+        except (RuntimeError, KeyError) as exc:
+            raise ModelError(f"cannot load the phone model {self._phone_lm}: {exc}") from exc
+        return decoder
+
+
+class SphinxRecognizer:
+    """A JSGF search and a free phone loop, both fed while the utterance is spoken."""
+
+    def __init__(self, engine: SphinxEngine, phrases: Sequence[str], n_best: int) -> None:
+        self._n_best = n_best
+        self._min_confidence = engine.min_confidence
+        self.phrases = frozenset(phrases)
+        decoder = engine.new_decoder()
+        try:
+            decoder.add_jsgf_string("carhub", jsgf(phrases))
+            decoder.activate_search("carhub")
+        except (ValueError, RuntimeError, KeyError) as exc:
+            raise GrammarError(f"pocketsphinx rejected the grammar: {exc}") from exc
+        self._decoders = (decoder, engine.phone_loop())
+        self._in_utterance = False
+        self.confidence: float | None = None  # of the last utterance, for benchmarks and logs
+        self.last: list[Hypothesis] = []
+
+    def accept(self, pcm: bytes) -> None:
+        """Decode audio as it comes."""
+        if not self._in_utterance:
+            for d in self._decoders:
+                d.start_utt()
+            self._in_utterance = True
+        for d in self._decoders:
+            d.process_raw(pcm, False, False)
+
+    def finish(self) -> list[Hypothesis]:
+        """End the utterance: whole phrases with scaled scores, or ``""`` (something else)."""
+        self.confidence, self.last = None, [("", 0.0)]
+        if not self._in_utterance:
+            return self.last
+        grammar, phones = self._decoders
+        for d in self._decoders:
+            d.end_utt()
+        self._in_utterance = False
+        best, free = grammar.hyp(), phones.hyp()
+        if best is None or best.hypstr not in self.phrases:
+            return self.last
+        frames = max(int(grammar.n_frames()), 1)
+        reference = _ln(free.score) if free is not None else _ln(best.score)
+        self.confidence = (_ln(best.score) - reference) / frames
+        if self.confidence < self._min_confidence:
+            _LOGGER.debug(
+                "heard %r at confidence %.5f: something else", best.hypstr, self.confidence
+            )
+            return self.last
+        scores: dict[str, float] = {}
+        for i, h in enumerate(grammar.nbest()):
+            if len(scores) >= self._n_best or i >= 20 * self._n_best:
+                break
+            # nbest also lists paths that stop inside the grammar: whole phrases only.
+            if h.hypstr in self.phrases and h.hypstr not in scores:
+                scores[h.hypstr] = _ln(h.score) * SCORE_SCALE
+        if best.hypstr not in scores:
+            scores[best.hypstr] = max(scores.values(), default=0.0)
+        self.last = list(scores.items())
+        return self.last
+
+
+def _ln(exp_score: float) -> float:
+    """pocketsphinx hands out ``1.0001 ** score``: back to a natural log."""
+    return math.log(exp_score) if exp_score > 0 else -1e9
