@@ -20,6 +20,13 @@ from typing import Any
 
 from vehicle_agent.voice.answers import CarAnswers, StateReader
 from vehicle_agent.voice.audio import FRAME_MS, AudioSource, split_frames
+from vehicle_agent.voice.confirm import (
+    ANSWERS,
+    NO_KEY,
+    YES_KEY,
+    PendingAction,
+    needs_confirmation,
+)
 from vehicle_agent.voice.engine import Engine
 from vehicle_agent.voice.errors import HomeUnavailableError
 from vehicle_agent.voice.grammar import Grammar, build_grammar
@@ -53,6 +60,8 @@ class OutcomeKind(enum.StrEnum):
     HOME_FAILED = "home_failed"  # the home answered with success=false
     HOME_UNAVAILABLE = "home_unavailable"  # not connected / no reply: nothing queued
     REJECTED = "rejected"  # not understood: no action
+    CONFIRM = "confirm"  # a door or lock action: asked "...?", waiting for "yes"
+    CANCELLED = "cancelled"  # the driver said "no" (or something else) to the question
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -118,6 +127,7 @@ class VoiceAssistant:
         self.answers = CarAnswers(state, self.language)
         self.home = home
         self.tts: TtsEngine = tts or NullTts()
+        self._pending: PendingAction | None = None
         self._free_form = (
             FreeFormDecoder(model)
             if self.config.free_form_fallback and isinstance(model, VoiceModel)
@@ -135,7 +145,12 @@ class VoiceAssistant:
     # --- grammar ---
 
     def _build(self) -> _Built:
-        grammar = build_grammar(self.sentences, self.model.knows, guess=self.model.guess)
+        grammar = build_grammar(
+            self.sentences,
+            self.model.knows,
+            guess=self.model.guess,
+            extra=ANSWERS.get(self.language, ()),
+        )
         # A strict finite-state grammar keeps every value in the first pass.
         split = split_numeric(
             grammar.phrases, min_family=MIN_FAMILY if self.model.needs_value_pass else 10**9
@@ -246,8 +261,25 @@ class VoiceAssistant:
 
     async def _decide(self, match: Match, pcm: bytes, start: float) -> Outcome:
         intent = None
-        if match.accepted and match.phrase is not None:
+        pending, self._pending = self._pending, None
+        key = match.phrase.key if match.accepted and match.phrase is not None else None
+        if key in (YES_KEY, NO_KEY):
+            decode_s = time.perf_counter() - start
+            if pending is not None and key == YES_KEY and not pending.expired():
+                _LOGGER.info("confirmed %r", pending.intent.text)
+                return await self._home(pending.intent.text, pending.intent, match, decode_s)
+            if pending is not None:
+                _LOGGER.info("cancelled %r", pending.intent.text)
+                return Outcome(
+                    kind=OutcomeKind.CANCELLED,
+                    reply=reply(self.language, "cancelled"),
+                    match=match,
+                    decode_s=decode_s,
+                )
+        elif match.accepted and match.phrase is not None:
             intent = self.sentences.recognize(match.phrase.text)
+        if pending is not None:
+            _LOGGER.info("no answer to %r: not carried out", pending.intent.text)
         decode_s = time.perf_counter() - start
         if intent is None:
             _LOGGER.info(
@@ -267,6 +299,16 @@ class VoiceAssistant:
             return Outcome(
                 kind=OutcomeKind.CAR,
                 reply=self.answers.answer(intent),
+                text=intent.text,
+                intent=intent,
+                match=match,
+                decode_s=decode_s,
+            )
+        if needs_confirmation(intent, self.language):
+            self._pending = PendingAction(intent=intent, asked_at=time.monotonic())
+            return Outcome(
+                kind=OutcomeKind.CONFIRM,
+                reply=reply(self.language, "confirm", text=_sentence_case(intent.text)),
                 text=intent.text,
                 intent=intent,
                 match=match,
@@ -356,7 +398,9 @@ class VoiceAssistant:
                     handled += 1
                     if outcomes is not None:
                         outcomes.put_nowait(outcome)
-                    armed = wake is None
+                    # A question to the driver ("Unlock the front door?") needs no wake phrase.
+                    armed = wake is None or outcome.kind is OutcomeKind.CONFIRM
+                    armed_until = now + self.config.listen_timeout_s
                     if max_utterances is not None and handled >= max_utterances:
                         return handled
                 elif wake is not None and await wake.finish():
@@ -380,6 +424,10 @@ class VoiceAssistant:
 
 async def _nothing() -> None:
     return None
+
+
+def _sentence_case(text: str) -> str:
+    return text[:1].upper() + text[1:]
 
 
 def outcome_summary(outcome: Outcome) -> dict[str, Any]:

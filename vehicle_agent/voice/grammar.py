@@ -79,12 +79,14 @@ class VocabularyChecker:
             parts = [w for w in word.split("-") if w]
             # "twenty-one" is said as its parts.
             pieces = parts if len(parts) > 1 and all(map(self._knows, parts)) else None
-            pieces = pieces or self._split(word)
+            # An engine that can take a guessed pronunciation gets the whole
+            # word: "sonoff" split into known words would be "son off".
             if pieces is None and self._guess is not None and self._guess(word):
                 # The engine took a made-up pronunciation (and logged it).
                 self.guessed.append(word)
                 out.append(word)
                 continue
+            pieces = pieces or self._split(word)
             if pieces is None:
                 return None
             if word not in self.rewritten:

@@ -38,15 +38,19 @@ from vehicle_agent.voice.matcher import Hypothesis
 
 _LOGGER = logging.getLogger(__name__)
 
+# A phrase whose words the decoder had to pull apart by more silence than this
+# was other speech padded out with silence ("open the garage door" as
+# "hey ... car"): something else.
+MAX_INNER_SILENCE_S = 0.5
+# The phrase's words must span this share of the speech the phone loop heard
+# (first to last non-silence phone); else the decoder called the rest silence.
+MIN_COVERAGE = 0.6
+_FRAMES_PER_S = 100
 _PLAIN_TOKEN = re.compile(r"^[\w'.-]+$")
 # Per-frame log-likelihood of the best phrase minus that of free phones (natural
 # log units of the decoder's scores): below this the speech was something else.
 # Chosen in benchmarks/voice.py on the tuning voices (never the held-out ones).
-MIN_CONFIDENCE = -0.0003
-# The decoder's path scores are base-1.0001 exponentials; their natural logs
-# differ by hundredths between close alternatives. Times this scale they are
-# the matcher's softmax inputs.
-SCORE_SCALE = 200.0
+MIN_CONFIDENCE = 0.0
 
 
 @lru_cache(maxsize=1)
@@ -115,7 +119,14 @@ class SphinxEngine:
         try:
             # No language model: searches are added per grammar.
             config = ps.Config(
-                hmm=str(self._hmm), dict=str(self._lexicon), lm=None, loglevel="ERROR"
+                hmm=str(self._hmm),
+                dict=str(self._lexicon),
+                lm=None,
+                loglevel="ERROR",
+                bestpath=False,  # no lattice: see SphinxRecognizer.finish
+                # Digital silence (exact zeros, as in generated audio) throws the
+                # energy features off; a little dither (fixed seed) keeps them sane.
+                dither=True,
             )
             decoder = ps.Decoder(config)
         except Exception as exc:  # pocketsphinx raises RuntimeError/ValueError on bad models
@@ -164,7 +175,7 @@ class SphinxRecognizer:
     """A JSGF search and a free phone loop, both fed while the utterance is spoken."""
 
     def __init__(self, engine: SphinxEngine, phrases: Sequence[str], n_best: int) -> None:
-        self._n_best = n_best
+        del n_best  # one hypothesis: see finish()
         self._min_confidence = engine.min_confidence
         self.phrases = frozenset(phrases)
         decoder = engine.new_decoder()
@@ -188,7 +199,12 @@ class SphinxRecognizer:
             d.process_raw(pcm, False, False)
 
     def finish(self) -> list[Hypothesis]:
-        """End the utterance: whole phrases with scaled scores, or ``""`` (something else)."""
+        """End the utterance: the best whole phrase, or ``""`` (something else).
+
+        One hypothesis only: pocketsphinx builds a word lattice for an n-best
+        list or a posterior, which took 0.5-1 s after a long numeric command
+        (benchmarks/voice.py); the confidence above costs nothing at the end.
+        """
         self.confidence, self.last = None, [("", 0.0)]
         if not self._in_utterance:
             return self.last
@@ -202,22 +218,47 @@ class SphinxRecognizer:
         frames = max(int(grammar.n_frames()), 1)
         reference = _ln(free.score) if free is not None else _ln(best.score)
         self.confidence = (_ln(best.score) - reference) / frames
-        if self.confidence < self._min_confidence:
+        if (
+            self.confidence < self._min_confidence
+            or _longest_inner_gap(grammar) > MAX_INNER_SILENCE_S * _FRAMES_PER_S
+            or _coverage(grammar, phones) < MIN_COVERAGE
+        ):
             _LOGGER.debug(
                 "heard %r at confidence %.5f: something else", best.hypstr, self.confidence
             )
             return self.last
-        scores: dict[str, float] = {}
-        for i, h in enumerate(grammar.nbest()):
-            if len(scores) >= self._n_best or i >= 20 * self._n_best:
-                break
-            # nbest also lists paths that stop inside the grammar: whole phrases only.
-            if h.hypstr in self.phrases and h.hypstr not in scores:
-                scores[h.hypstr] = _ln(h.score) * SCORE_SCALE
-        if best.hypstr not in scores:
-            scores[best.hypstr] = max(scores.values(), default=0.0)
-        self.last = list(scores.items())
+        self.last = [(best.hypstr, 0.0)]
         return self.last
+
+
+def _longest_inner_gap(decoder: Any) -> int:  # noqa: ANN401
+    """Frames of the longest silence or noise between two words of the best path."""
+    words = [(str(s.word), int(s.start_frame), int(s.end_frame)) for s in decoder.seg() or ()]
+    spoken = [i for i, (w, _, _) in enumerate(words) if not _is_filler(w)]
+    if len(spoken) < 2:
+        return 0
+    inner = words[spoken[0] + 1 : spoken[-1]]
+    return max((end - start + 1 for w, start, end in inner if _is_filler(w)), default=0)
+
+
+def _coverage(grammar: Any, phones: Any) -> float:  # noqa: ANN401
+    """Frames spanned by the phrase's words over frames of speech in the phone loop."""
+    words = [
+        (int(s.start_frame), int(s.end_frame))
+        for s in grammar.seg() or ()
+        if not _is_filler(s.word)
+    ]
+    speech = [
+        (int(s.start_frame), int(s.end_frame)) for s in phones.seg() or () if not _is_filler(s.word)
+    ]
+    if not words or not speech:
+        return 1.0
+    spoken = speech[-1][1] - speech[0][0] + 1
+    return (words[-1][1] - words[0][0] + 1) / max(spoken, 1)
+
+
+def _is_filler(word: str) -> bool:
+    return word.startswith(("<", "[", "(", "+")) or word == "SIL"
 
 
 def _ln(exp_score: float) -> float:

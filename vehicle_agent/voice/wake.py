@@ -117,11 +117,16 @@ class WakeDetector:
             if model.knows(w) and w != wake.spoken
         ]
         self._matcher = PhraseMatcher([wake, *fillers], config or WAKE_MATCH)
+        vosk = model.name == "vosk"
         self.decoder = GrammarDecoder(
             model,
-            [p.spoken for p in self._matcher.phrases],
+            # vosk has no [unk] in the small models: other speech needs filler
+            # words to go to. In a strict grammar (pocketsphinx) one filler word
+            # plus silence swallows "hey car" whole, and the engine's own
+            # confidence refuses other speech, so the wake phrase stands alone.
+            [p.spoken for p in self._matcher.phrases] if vosk else [wake.spoken],
             # vosk: the benchmarked 1.0-1.3x passes; other engines their own.
-            speeds=speeds or (WAKE_SPEEDS if model.name == "vosk" else model.default_speeds),
+            speeds=speeds or (WAKE_SPEEDS if vosk else model.default_speeds),
         )
 
     def detect_blocking(self, pcm: bytes) -> bool:
