@@ -167,6 +167,10 @@ def build_grammar(
 
 
 _PERCENT = re.compile(r"(\d+(?:\.\d+)?)\s*%")
+# hassil's samples spell numbers in words too ("二十%", "贰拾%", "廿%").
+_ZH_PERCENT = re.compile(
+    r"(\d+(?:\.\d+)?|[零〇一二三四五六七八九十百千两廿卅初壹贰叁肆伍陆柒捌玖拾佰仟]+)\s*%"
+)
 
 
 def _percent_words(text: str, language: str) -> str:
@@ -174,7 +178,7 @@ def _percent_words(text: str, language: str) -> str:
     percent first; home-assistant-intents writes "百分之{brightness}")."""
     word = _PERCENT_WORD.get(language, "percent")
     if language == "zh":
-        text = _PERCENT.sub(lambda m: f" {word}{m.group(1)} ", text)
+        text = _ZH_PERCENT.sub(lambda m: f" {word}{m.group(1)} ", text)
     else:
         text = _PERCENT.sub(lambda m: f"{m.group(1)} {word} ", text)
     return text.replace("%", f" {word} ")
