@@ -19,7 +19,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from vehicle_agent.voice.answers import CarAnswers, StateReader
-from vehicle_agent.voice.audio import FRAME_MS, AudioSource, split_frames
+from vehicle_agent.voice.audio import FRAME_MS, AudioSource, HighPass, split_frames
 from vehicle_agent.voice.confirm import (
     ANSWERS,
     NO_KEY,
@@ -43,6 +43,7 @@ from vehicle_agent.voice.numeric_split import (
 )
 from vehicle_agent.voice.recognizer import DEFAULT_HIGHPASS_HZ, FreeFormDecoder, GrammarDecoder
 from vehicle_agent.voice.replies import reply
+from vehicle_agent.voice.second_pass import MIN_MARGIN, rivals
 from vehicle_agent.voice.tts import NullTts, TtsEngine
 from vehicle_agent.voice.vad import EnergyVad, VadConfig, VadEvent
 from vehicle_agent.voice.wake import PushToTalk, WakeDetector
@@ -247,10 +248,29 @@ class VoiceAssistant:
                 match = combine(match, await self._values.match(family, pcm))
             else:  # nothing to decode the value from: never act on a representative
                 match = replace(match, accepted=False, reason="no audio for the value pass")
+        match = await self._second_pass(match, pcm)
         outcome = await self._decide(match, pcm, start)
         if speak:
             await self.tts.speak(outcome.reply, self.language)
         return outcome
+
+    async def _second_pass(self, match: Match, pcm: bytes) -> Match:
+        """Refuse an action whose opposite or other value fits as well (second_pass.py)."""
+        rescore = getattr(self.model, "rescore", None)
+        if rescore is None or not pcm or not match.accepted or not match.action:
+            return match
+        assert match.phrase is not None
+        others = rivals(match.phrase, self.grammar.phrases, self.language)
+        if not others:
+            return match
+        audio = HighPass(self.config.highpass_hz).process(pcm) if self.config.highpass_hz else pcm
+        loop = asyncio.get_running_loop()
+        margin = await loop.run_in_executor(None, rescore, audio, match.phrase.spoken, others)
+        if margin > MIN_MARGIN:
+            return match
+        return replace(
+            match, accepted=False, reason=f"second pass: a rival fits as well ({margin:.6f})"
+        )
 
     async def handle_pcm(self, pcm: bytes, *, speak: bool = True) -> Outcome:
         """Recognise and handle one whole utterance (16 kHz mono int16)."""

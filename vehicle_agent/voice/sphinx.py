@@ -23,6 +23,7 @@ final searches and the n-best list remain.
 from __future__ import annotations
 
 import importlib
+import itertools
 import logging
 import math
 import re
@@ -50,7 +51,7 @@ _PLAIN_TOKEN = re.compile(r"^[\w'.-]+$")
 # Per-frame log-likelihood of the best phrase minus that of free phones (natural
 # log units of the decoder's scores): below this the speech was something else.
 # Chosen in benchmarks/voice.py on the tuning voices (never the held-out ones).
-MIN_CONFIDENCE = 0.0
+MIN_CONFIDENCE = -0.0002
 
 
 @lru_cache(maxsize=1)
@@ -112,6 +113,8 @@ class SphinxEngine:
         self._lock = threading.Lock()
         self._phone_lm = root / "en-us" / "en-us-phone.lm.bin"
         self._lexicon_decoder = self.new_decoder()  # answers knows() / guess()
+        self._rescorer: Any = None  # the second pass's decoder, made on first use
+        self._search_ids = itertools.count()
 
     def new_decoder(self) -> Any:  # noqa: ANN401 (pocketsphinx has no type hints)
         """A decoder with the model, the dictionary and every guessed word."""
@@ -159,6 +162,36 @@ class SphinxEngine:
     def recognizer(self, phrases: Sequence[str], n_best: int) -> SphinxRecognizer:
         """A streaming recognizer for *phrases* (its own decoder)."""
         return SphinxRecognizer(self, phrases, n_best)
+
+    def rescore(self, pcm: bytes, chosen: str, rivals: Sequence[str]) -> float:
+        """Per-frame score of *chosen* minus that of the best of *rivals*, each
+        decoded alone over the whole utterance *pcm* (see
+        :mod:`vehicle_agent.voice.second_pass`); ``inf`` if no rival fits at all."""
+        with self._lock:
+            if self._rescorer is None:
+                self._rescorer = self.new_decoder()
+            mine = self._forced(self._rescorer, pcm, [chosen])
+            theirs = self._forced(self._rescorer, pcm, rivals)
+        if mine is None:
+            return -math.inf
+        return math.inf if theirs is None else mine - theirs
+
+    def _forced(self, decoder: Any, pcm: bytes, phrases: Sequence[str]) -> float | None:  # noqa: ANN401
+        """Best per-frame score of *phrases* over *pcm*, or None if none reaches its end."""
+        name = f"r{next(self._search_ids)}"
+        decoder.add_jsgf_string(name, jsgf(phrases))
+        try:
+            decoder.activate_search(name)
+            decoder.start_utt()
+            decoder.process_raw(pcm, False, True)
+            decoder.end_utt()
+            best = decoder.hyp()
+            frames = max(int(decoder.n_frames()), 1)
+        finally:
+            decoder.remove_search(name)
+        if best is None or not best.hypstr:
+            return None
+        return _ln(best.score) / frames
 
     def phone_loop(self) -> Any:  # noqa: ANN401
         """A decoder running free phone recognition (the confidence's reference)."""
