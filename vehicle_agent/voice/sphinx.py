@@ -51,7 +51,7 @@ _PLAIN_TOKEN = re.compile(r"^[\w'.-]+$")
 # Per-frame log-likelihood of the best phrase minus that of free phones (natural
 # log units of the decoder's scores): below this the speech was something else.
 # Chosen in benchmarks/voice.py on the tuning voices (never the held-out ones).
-MIN_CONFIDENCE = -0.0002
+MIN_CONFIDENCE = -0.0001
 
 
 @lru_cache(maxsize=1)
