@@ -319,7 +319,8 @@ async def english(quick: bool) -> dict[str, Any]:
         ),
         "wake": {
             "phrase": WAKE,
-            "approach": "the wake phrase alone in the grammar; phone-loop confidence, coverage and gap checks",
+            "approach": "the wake phrase alone in the grammar; phone-loop confidence, "
+            "coverage and gap checks",
             "detection_rate": round(wake_hits / wake_n, 3),
             "n": wake_n,
             "held_out_voices_detected": f"{held_wake}/{len(HELD_OUT_VOICES)}",
