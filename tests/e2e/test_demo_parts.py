@@ -51,6 +51,10 @@ def test_demo_command_lines_are_accepted_by_the_agent_cli(tmp_path: Path) -> Non
     assert run.loop and run.voice_inbox == layout.inbox and run.journal == layout.journal
     pair = parser.parse_args(pair_argv(layout, opts, port=1234, zeroconf=False, loopback=True)[1:])
     assert pair.host == "127.0.0.1" and pair.port == 1234 and pair.no_zeroconf
+    # By default the demo speaks English: no model directory, pocketsphinx picks it up.
+    english = parser.parse_args(run_argv(layout, AgentOptions())[1:])
+    assert english.voice_language == "en" and english.voice_model is None
+    assert english.voice_inbox == layout.inbox
 
 
 def test_signal_values_match_numbers_with_tolerance_and_flags_as_on_off() -> None:

@@ -44,10 +44,11 @@ def test_split_keeps_the_median_value_in_every_wording_and_small_families_whole(
 
 
 def test_first_pass_of_the_test_home_is_small(assistant: VoiceAssistant) -> None:
-    assert len(assistant.grammar.phrases) == 198
-    # 51 phrases without numbers + 2 wordings of 50 % x 3 rooms + 3 wordings of 22 °C x 3 rooms
-    assert len(assistant.split.first) == 66
-    assert sum(len(v) for v in assistant.split.families.values()) == 198 - 51
+    # 198 sentences + 4 answers to a confirmation question ("네", "응", "아니", "취소")
+    assert len(assistant.grammar.phrases) == 202
+    # 55 phrases without numbers + 2 wordings of 50 % x 3 rooms + 3 wordings of 22 °C x 3 rooms
+    assert len(assistant.split.first) == 70
+    assert sum(len(v) for v in assistant.split.families.values()) == 202 - 55
 
 
 async def test_temperature_command_goes_through_both_passes(assistant: VoiceAssistant) -> None:

@@ -4,7 +4,7 @@
         (--can-interface IF --can-channel CH [--obd] | --elm327 PORT_OR_HOST:PORT
          | --replay LOG [--loop] [--speed X])
         [--gps-track FILE | --gpsd HOST:PORT] [--state-dir DIR] [--journal FILE]
-        [--voice-model DIR] [--voice-language L] [--voice-inbox DIR]
+        [--voice-model DIR] [--voice-engine E] [--voice-language L] [--voice-inbox DIR]
         [--voice-mic [DEVICE]] [--voice-stream FILE] [--wake-phrase TEXT]
         [--voice-free-form] [--tts espeak|null]
 
@@ -140,7 +140,15 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "--voice-model",
         type=Path,
         metavar="DIR",
-        help="vosk model directory (default: the packaged model for --voice-language)",
+        help="vosk model directory (default: none for English, which runs on the "
+        "pocketsphinx model of its wheel; the packaged vosk model for other languages)",
+    )
+    voice.add_argument(
+        "--voice-engine",
+        default="auto",
+        choices=["auto", "vosk", "pocketsphinx"],
+        help="speech engine (default auto: vosk when --voice-model is given, "
+        "pocketsphinx for English without one, else the packaged vosk model)",
     )
     voice.add_argument(
         "--voice-language",
@@ -171,8 +179,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     voice.add_argument(
         "--wake-phrase",
         metavar="TEXT",
-        help='live listening starts after this phrase (default per language, "안녕 자동차" '
-        'in Korean); "" turns it off and leaves the steering-wheel voice button',
+        help='live listening starts after this phrase (default per language: "hey car", '
+        '"안녕 자동차" in Korean); "" turns it off and leaves the steering-wheel voice button',
     )
     voice.add_argument(
         "--voice-free-form",

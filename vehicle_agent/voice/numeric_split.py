@@ -25,8 +25,8 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 
+from vehicle_agent.voice.engine import Engine
 from vehicle_agent.voice.matcher import Match, MatchConfig, Phrase, PhraseMatcher
-from vehicle_agent.voice.model import VoiceModel
 from vehicle_agent.voice.recognizer import GrammarDecoder
 
 # A slot whose value is a number, inside a phrase key "Intent(slot=value,...)".
@@ -88,7 +88,7 @@ class ValuePass:
 
     def __init__(
         self,
-        model: VoiceModel,
+        model: Engine,
         families: dict[str, list[Phrase]],
         *,
         speeds: Sequence[float],

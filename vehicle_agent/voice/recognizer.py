@@ -1,6 +1,7 @@
-"""Streaming vosk decoding, off the event loop.
+"""Streaming grammar decoding (any engine), off the event loop.
 
-A :class:`GrammarDecoder` runs several grammar-constrained vosk recognizers
+A :class:`GrammarDecoder` runs several grammar-constrained recognizers of one
+engine (:mod:`vehicle_agent.voice.engine`)
 side by side on speed-perturbed copies of the same audio (factors 0.9, 1.0,
 1.1, 1.2 by default: the benchmark sweep found 0.9 more useful than 1.3, and
 0.8 or a fifth pass did not help). Each pass returns an n-best list of
@@ -10,7 +11,7 @@ perturbation is the standard trick to make an acoustic model robust to voices
 it was not trained on; here it runs at recognition time, because passes that
 hear the speech slightly faster and higher err differently from the plain one.
 
-All vosk calls of one decoder go through one worker thread (``executor``):
+All engine calls of one decoder go through one worker thread (``executor``):
 recognizers are not thread-safe and must never block the asyncio loop.
 """
 
@@ -19,12 +20,12 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
 
 from vehicle_agent.voice.audio import SAMPLE_RATE, HighPass, StreamResampler
+from vehicle_agent.voice.engine import Engine, PassRecognizer
 from vehicle_agent.voice.matcher import Hypothesis
 from vehicle_agent.voice.model import VoiceModel, _vosk
 
@@ -47,36 +48,25 @@ class FreeFormResult:
 
 
 class _Pass:
-    """One recognizer fed with audio played at one speed.
+    """One engine recognizer fed with audio played at one speed."""
 
-    Each utterance gets a fresh recognizer (creating one costs under a
-    millisecond): vosk carries speaker adaptation from one utterance to the
-    next, which makes a decision depend on who spoke before.
-    """
-
-    def __init__(self, factory: Callable[[], Any], speed: float) -> None:
-        self._factory = factory
+    def __init__(self, recognizer: PassRecognizer, speed: float) -> None:
+        self.recognizer = recognizer
         self.speed = speed
         self._fresh()
 
     def _fresh(self) -> None:
-        self.recognizer = self._factory()
         self.resampler = StreamResampler(self.speed) if self.speed != 1.0 else None
 
     def accept(self, pcm: bytes) -> None:
         data = self.resampler.process(pcm) if self.resampler is not None else pcm
         if data:
-            self.recognizer.AcceptWaveform(data)
+            self.recognizer.accept(data)
 
     def finish(self) -> list[Hypothesis]:
-        result = json.loads(self.recognizer.FinalResult())
+        hypotheses = self.recognizer.finish()
         self._fresh()
-        alternatives = result.get("alternatives")
-        if alternatives is None:
-            return [(str(result.get("text", "")).strip(), 0.0)]
-        return [
-            (str(a.get("text", "")).strip(), float(a.get("confidence", 0.0))) for a in alternatives
-        ]
+        return hypotheses
 
 
 class GrammarDecoder:
@@ -89,7 +79,7 @@ class GrammarDecoder:
 
     def __init__(
         self,
-        model: VoiceModel,
+        model: Engine,
         phrases: Sequence[str],
         *,
         speeds: Sequence[float] = DEFAULT_SPEEDS,
@@ -97,17 +87,9 @@ class GrammarDecoder:
         highpass_hz: float | None = DEFAULT_HIGHPASS_HZ,
         executor: Executor | None = None,
     ) -> None:
-        vosk = _vosk()
         self._highpass_hz = highpass_hz
         self._highpass = HighPass(highpass_hz) if highpass_hz else None
-        grammar = json.dumps(sorted(set(phrases)), ensure_ascii=False)
-
-        def factory() -> Any:  # noqa: ANN401 (vosk is untyped)
-            rec = vosk.KaldiRecognizer(model.raw, SAMPLE_RATE, grammar)
-            rec.SetMaxAlternatives(n_best)
-            return rec
-
-        self._passes = [_Pass(factory, speed) for speed in speeds]
+        self._passes = [_Pass(model.recognizer(phrases, n_best), speed) for speed in speeds]
         self._own_executor = executor is None
         self._executor = executor or ThreadPoolExecutor(1, thread_name_prefix="vosk")
 
@@ -142,7 +124,11 @@ class GrammarDecoder:
         return await loop.run_in_executor(self._executor, self.finish_blocking)
 
     def close(self) -> None:
-        """Stop the worker thread if this decoder created it."""
+        """Release the engine's recognizers; stop the worker thread if this decoder made it."""
+        for p in self._passes:
+            release = getattr(p.recognizer, "close", None)
+            if release is not None:
+                release()
         if self._own_executor:
             self._executor.shutdown(wait=False)
 

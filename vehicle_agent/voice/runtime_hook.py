@@ -30,9 +30,9 @@ from typing import Any, Protocol
 from bridge.protocol import Envelope, MessageType
 from vehicle_agent.voice.assistant import VoiceAssistant, VoiceConfig, outcome_summary
 from vehicle_agent.voice.audio import AudioSource, MicrophoneSource, PcmSource, read_wav
-from vehicle_agent.voice.errors import ModelError, VoiceError
+from vehicle_agent.voice.engine import Engine, load_engine
+from vehicle_agent.voice.errors import VoiceError
 from vehicle_agent.voice.home import FirstConnectedHome, HomeLink, HomeRequester
-from vehicle_agent.voice.model import VoiceModel, packaged_model
 from vehicle_agent.voice.tts import NotificationSpeaker, TtsEngine, make_tts
 from vehicle_agent.voice.vocabulary_store import VocabularyError, VocabularyFile, validate
 from vehicle_agent.voice.wake import PushToTalk, WakeDetector
@@ -68,13 +68,13 @@ class VoiceExtension:
         runtime: Any,  # noqa: ANN401 (AgentRuntime; not imported to keep voice optional)
         args: argparse.Namespace,
         *,
-        model: VoiceModel | None = None,
+        model: Engine | None = None,
     ) -> None:
         self.runtime = runtime
         self._model = model
         self.language: str = getattr(args, "voice_language", None) or "en"
-        model = getattr(args, "voice_model", None)
-        self.model_dir: Path | None = model or packaged_model(self.language)
+        self.model_dir: Path | None = getattr(args, "voice_model", None)
+        self.engine_name: str = getattr(args, "voice_engine", None) or "auto"
         self.inbox: Path | None = getattr(args, "voice_inbox", None)
         self.mic: str | None = getattr(args, "voice_mic", None)
         self.stream: Path | None = getattr(args, "voice_stream", None)
@@ -92,10 +92,8 @@ class VoiceExtension:
             self.tts, lambda path: runtime.store.value(path), language=self.language
         )
 
-    def _load_model(self) -> VoiceModel:
-        if self.model_dir is None:
-            raise ModelError(f"no --voice-model and no packaged model for {self.language}")
-        return VoiceModel(self.model_dir, language=self.language)
+    def _load_model(self) -> Engine:
+        return load_engine(self.language, self.model_dir, self.engine_name)
 
     async def on_voice_reply(self, hub_id: str, env: Envelope) -> None:
         self.runtime.journal.write(
@@ -128,7 +126,7 @@ class VoiceExtension:
         try:
             loop = asyncio.get_running_loop()
             try:
-                model: VoiceModel = (
+                model: Engine = (
                     self._model
                     if self._model is not None
                     else await loop.run_in_executor(None, self._load_model)
@@ -156,7 +154,7 @@ class VoiceExtension:
                     _LOGGER.info("voice: home names from %s until a home connects", saved.path)
             if self._vocabulary is not None:
                 await self.assistant.update_vocabulary(self._vocabulary)
-            _LOGGER.info("voice ready (%s, model %s)", self.language, self.model_dir)
+            _LOGGER.info("voice ready (%s, %s model %s)", self.language, model.name, model.path)
             inputs: list[Coroutine[Any, Any, object]] = []
             if self.inbox is not None:
                 inputs.append(self._serve_inbox(self.inbox))
@@ -171,7 +169,7 @@ class VoiceExtension:
         finally:
             speaker.cancel()
 
-    def _wake_detector(self, model: VoiceModel) -> WakeDetector | None:
+    def _wake_detector(self, model: Engine) -> WakeDetector | None:
         """The wake phrase detector; None when ``--wake-phrase ""`` turned it off."""
         if self.wake_phrase == "":
             return None
@@ -253,7 +251,7 @@ def attach(
     runtime: Any,  # noqa: ANN401
     args: argparse.Namespace,
     *,
-    model: VoiceModel | None = None,
+    model: Engine | None = None,
 ) -> VoiceExtension | None:
     """Wire voice into a runtime when any voice option is given.
 
