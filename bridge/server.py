@@ -71,6 +71,7 @@ from bridge._session import (
     TokenBucket,
     retry_reason,
 )
+from bridge.channel import MessageChannel
 from bridge.errors import BridgeError, CertificateError, ProtocolError
 from bridge.ledger import InboundLedger
 from bridge.outbox import Outbox
@@ -108,6 +109,8 @@ class PeerInfo:
     remote: str
     serial: int | None = None
     certificate_expiry: dt.datetime | None = None
+    transport: str = "direct"
+    """How the car came in: "direct" (this listener) or "tunnel" (``bridge.tunnel``)."""
 
 
 class HubHandler(Protocol):
@@ -146,7 +149,7 @@ class ServerLimits:
 class _CarLink:
     """The hub's view of one connected car."""
 
-    def __init__(self, peer: PeerInfo, ws: web.WebSocketResponse, session: LinkSession) -> None:
+    def __init__(self, peer: PeerInfo, ws: MessageChannel, session: LinkSession) -> None:
         self.peer = peer
         self.ws = ws
         self.session = session
@@ -260,6 +263,11 @@ class HubServer:
     def hosts(self) -> tuple[str, ...]:
         """The addresses the listener binds (all of them, on ``port``)."""
         return self._hosts
+
+    @property
+    def ssl_context(self) -> ssl.SSLContext | None:
+        """The listener's TLS server context (CRL reloaded in place); None until started."""
+        return self._ssl
 
     async def stop(self) -> None:
         """Close every car's link (1001), stop listening, flush and close storage."""
@@ -463,6 +471,9 @@ class HubServer:
         transport = request.transport
         ssl_obj = transport.get_extra_info("ssl_object") if transport is not None else None
         der = ssl_obj.getpeercert(binary_form=True) if ssl_obj is not None else None
+        return self._identify(der)
+
+    def _identify(self, der: bytes | None) -> tuple[str, int, dt.datetime | None] | None:
         if not der:
             return None
         try:
@@ -500,22 +511,65 @@ class HubServer:
             serial=serial,
             certificate_expiry=expiry,
         )
-        limits = self.limits
         ws = web.WebSocketResponse(
-            max_msg_size=limits.max_message_bytes, autoping=True, compress=False, timeout=5.0
+            max_msg_size=self.limits.max_message_bytes, autoping=True, compress=False, timeout=5.0
         )
         await ws.prepare(request)
+        await self._serve_accepted(peer, ws)
+        return ws
+
+    async def serve_channel(
+        self,
+        channel: MessageChannel,
+        *,
+        peer_certificate: bytes,
+        remote: str,
+        transport: str = "tunnel",
+    ) -> bool:
+        """Run a car's link over a channel whose TLS handshake verified ``peer_certificate``.
+
+        For transports other than this listener (``bridge.tunnel``): the same
+        vehicle-id and revocation checks, limits, hello and session as a
+        direct connection. Returns False (channel closed with 4003) when the
+        certificate names no valid vehicle or is revoked; True once a link
+        was served (however it ended).
+        """
+        ident = self._identify(peer_certificate)
+        if ident is None:
+            await channel.close(
+                code=CLOSE_UNAUTHORIZED, message=b"a valid car certificate is required"
+            )
+            return False
+        vehicle_id, serial, expiry = ident
+        if await self._is_revoked(serial):
+            _LOGGER.warning("refusing %s: certificate %x is revoked", vehicle_id, serial)
+            await channel.close(code=CLOSE_UNAUTHORIZED, message=b"certificate revoked")
+            return False
+        peer = PeerInfo(
+            vehicle_id=vehicle_id,
+            remote=remote,
+            serial=serial,
+            certificate_expiry=expiry,
+            transport=transport,
+        )
+        await self._serve_accepted(peer, channel)
+        return True
+
+    async def _serve_accepted(self, peer: PeerInfo, ws: MessageChannel) -> None:
+        """Limits, then hello and the session, over an authenticated channel."""
+        vehicle_id = peer.vehicle_id
+        limits = self.limits
         replacing = vehicle_id in self._links
         if self._stopping:
             await ws.close(code=CLOSE_SHUTDOWN, message=b"hub is shutting down")
-            return ws
+            return
         if not replacing and self._active >= limits.max_connections:
             _LOGGER.warning("refusing %s: %d connections already", vehicle_id, self._active)
             await ws.close(
                 code=CLOSE_TRY_LATER,
                 message=f"too many connections (limit {limits.max_connections})".encode(),
             )
-            return ws
+            return
         self._active += 1
         try:
             await self._serve_car(peer, ws)
@@ -527,9 +581,8 @@ class HubServer:
                     await ws.close(code=CLOSE_INTERNAL, message=b"hub error")
         finally:
             self._active -= 1
-        return ws
 
-    async def _read_hello(self, ws: web.WebSocketResponse, peer: PeerInfo) -> Envelope | None:
+    async def _read_hello(self, ws: MessageChannel, peer: PeerInfo) -> Envelope | None:
         try:
             msg = await ws.receive(timeout=_HELLO_TIMEOUT_S)
         except TimeoutError:
@@ -547,7 +600,7 @@ class HubServer:
             return None
         return env
 
-    async def _serve_car(self, peer: PeerInfo, ws: web.WebSocketResponse) -> None:
+    async def _serve_car(self, peer: PeerInfo, ws: MessageChannel) -> None:
         assert self._ledger is not None
         hello = await self._read_hello(ws, peer)
         if hello is None:
