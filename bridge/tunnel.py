@@ -478,13 +478,14 @@ async def _refuse(
     on_refused: Callable[[str], Awaitable[None]] | None,
     reason: str,
 ) -> None:
-    with contextlib.suppress(Exception):
-        await asyncio.wait_for(
-            carrier.close(code=CLOSE_POLICY, message=b"inner handshake failed"),
-            _OUTER_CLOSE_TIMEOUT_S,
-        )
+    # Counted before the close, so a client that sees the close finds it counted.
     if on_refused is not None:
         try:
             await on_refused(reason)
         except Exception:
             _LOGGER.exception("on_refused hook failed")
+    with contextlib.suppress(Exception):
+        await asyncio.wait_for(
+            carrier.close(code=CLOSE_POLICY, message=b"inner handshake failed"),
+            _OUTER_CLOSE_TIMEOUT_S,
+        )

@@ -227,4 +227,3 @@ async def test_altered_bytes_break_the_link_and_change_nothing(
         await relay.stop()
         await front.stop()
         await hub.stop()
-
