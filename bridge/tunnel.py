@@ -419,6 +419,7 @@ async def serve_tunnel(
     request: web.Request,
     *,
     on_refused: Callable[[str], Awaitable[None]] | None = None,
+    on_accepted: Callable[[], Awaitable[None]] | None = None,
     limits: TunnelLimits = TunnelLimits(),
 ) -> web.StreamResponse:
     """Hub side: accept a tunnel WebSocket, run the inner TLS server, then the car's link.
@@ -429,7 +430,8 @@ async def serve_tunnel(
     channel to ``HubServer.serve_channel`` (vehicle id from the verified
     certificate, revocation, limits, hello, session). ``on_refused(reason)``
     is awaited when the inner handshake or the certificate check fails, so the
-    caller can count a failed login. Returns the response to give back.
+    caller can count a failed login; ``on_accepted()`` once the inner
+    handshake succeeded (a login that worked). Returns the response to give back.
     """
     context = hub.ssl_context
     if context is None:
@@ -465,6 +467,11 @@ async def serve_tunnel(
         frame_limit=TokenBucket(limits.frames_per_s, limits.frame_burst),
     )
     der = channel.peer_certificate or b""
+    if on_accepted is not None:
+        try:
+            await on_accepted()
+        except Exception:
+            _LOGGER.exception("on_accepted hook failed")
     accepted = await hub.serve_channel(
         channel, peer_certificate=der, remote=str(request.remote or "?"), transport="tunnel"
     )

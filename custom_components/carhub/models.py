@@ -32,6 +32,8 @@ class VehicleState:
     connected: bool = False
     last_seen: datetime | None = None
     rtt_ms: float | None = None
+    route: str | None = None
+    """How the car's link came in, as the car says: "home_network" or "remote"."""
 
     def value(self, path: str) -> Any:
         """The current value of a signal, or None when none arrived in this run."""
