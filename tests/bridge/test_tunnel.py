@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 from bridge.client import CarLink
 from bridge.pki import HomeCA
 from bridge.protocol import MessageType
+from bridge.server import HubServer
+from bridge.tunnel import TUNNEL_PATH
 from tests.bridge.link_testing import (
     CarInbox,
     RecordingHandler,
@@ -43,6 +47,31 @@ def _car(home_dir: Path, inbox: CarInbox, **kwargs: object) -> CarLink:
         snapshot=dict,
         **opts,  # type: ignore[arg-type]
     )
+
+
+@contextlib.asynccontextmanager
+async def _through_relay(
+    tmp_path: Path, home_ca: HomeCA
+) -> AsyncIterator[tuple[RecordingHandler, HubServer, Relay, CarLink, CarInbox]]:
+    """A hub, its tunnel front, a freezable relay before it, and a car dialing the relay."""
+    handler = RecordingHandler()
+    hub = await start_hub(home_ca, tmp_path / "hub", handler)
+    front = TunnelFront(hub)
+    await front.start()
+    relay = Relay(front.port)
+    await relay.start()
+    home_dir = tmp_path / "car" / "home"
+    pair_car(home_ca, home_dir, "car-1")
+    write_home(home_dir, hub.hub_id, lan=[], remote=[relay.url(TUNNEL_PATH)])
+    inbox = CarInbox()
+    car = _car(home_dir, inbox)
+    try:
+        yield handler, hub, relay, car, inbox
+    finally:
+        await car.stop()
+        await relay.stop()
+        await front.stop()
+        await hub.stop()
 
 
 async def test_car_reaches_home_through_the_tunnel_only(tmp_path: Path, home_ca: HomeCA) -> None:
@@ -152,19 +181,7 @@ async def test_new_addresses_reach_the_car_over_the_link(tmp_path: Path, home_ca
 async def test_silent_stall_is_detected_and_nothing_is_lost(
     tmp_path: Path, home_ca: HomeCA
 ) -> None:
-    handler = RecordingHandler()
-    hub = await start_hub(home_ca, tmp_path / "hub", handler)
-    front = TunnelFront(hub)
-    await front.start()
-    relay = Relay(front.port)
-    await relay.start()
-    home_dir = tmp_path / "car" / "home"
-    pair_car(home_ca, home_dir, "car-1")
-    url = relay.url(front.url.removeprefix(f"http://127.0.0.1:{front.port}"))
-    write_home(home_dir, hub.hub_id, lan=[], remote=[url])
-    inbox = CarInbox()
-    car = _car(home_dir, inbox)
-    try:
+    async with _through_relay(tmp_path, home_ca) as (handler, hub, relay, car, inbox):
         await car.start()
         assert await car.wait_connected(20)
         for i in range(10):
@@ -185,28 +202,12 @@ async def test_silent_stall_is_detected_and_nothing_is_lost(
         assert [e.body["data"]["i"] for e in handler.of("car-1", "event")] == list(range(40))
         await wait_for(lambda: any(m.type == MessageType.NOTIFY for m in inbox.messages))
         assert relay.accepted >= 2
-    finally:
-        await car.stop()
-        await relay.stop()
-        await front.stop()
-        await hub.stop()
 
 
 async def test_altered_bytes_break_the_link_and_change_nothing(
     tmp_path: Path, home_ca: HomeCA
 ) -> None:
-    handler = RecordingHandler()
-    hub = await start_hub(home_ca, tmp_path / "hub", handler)
-    front = TunnelFront(hub)
-    await front.start()
-    relay = Relay(front.port)
-    await relay.start()
-    home_dir = tmp_path / "car" / "home"
-    pair_car(home_ca, home_dir, "car-1")
-    url = relay.url(front.url.removeprefix(f"http://127.0.0.1:{front.port}"))
-    write_home(home_dir, hub.hub_id, lan=[], remote=[url])
-    car = _car(home_dir, CarInbox())
-    try:
+    async with _through_relay(tmp_path, home_ca) as (handler, _hub, relay, car, _inbox):
         await car.start()
         assert await car.wait_connected(20)
         # Flip one bit far enough in that the handshake is over: inside a record.
@@ -222,8 +223,3 @@ async def test_altered_bytes_break_the_link_and_change_nothing(
         assert [e.body["data"]["t"] for e in handler.of("car-1", "event")] == sent
         assert car.connects >= 2
         assert relay.accepted >= 2
-    finally:
-        await car.stop()
-        await relay.stop()
-        await front.stop()
-        await hub.stop()
