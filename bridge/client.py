@@ -146,7 +146,10 @@ class CarLink:
     mapping ``{vss_path: {"value", "ts"}}`` (a full ``{"signals": {...}}`` body is
     accepted too); it is sent after every (re)connect. ``url`` overrides the
     URLs of ``home.json``; ``ssl_context`` overrides the one built from the
-    identity stored in ``home_dir``.
+    identity stored in ``home_dir``. ``outer_ssl`` checks the outer TLS of
+    tunnel addresses (a proxy's own certificate; default the system trust
+    store); ``remote_only`` dials only the home's outside addresses (as on the
+    road: to test the way in from outside while at home).
     """
 
     def __init__(
@@ -169,6 +172,7 @@ class CarLink:
         compact_state: bool = True,
         renewal: RenewalPolicy | None = DEFAULT_RENEWAL,
         outer_ssl: ssl.SSLContext | bool = True,
+        remote_only: bool = False,
     ) -> None:
         self.home_dir = home_dir
         self._hello_body = dict(hello_body)
@@ -212,6 +216,7 @@ class CarLink:
         self._last_url: str | None = None
         self._dialing: str | None = None
         self._outer_ssl = outer_ssl
+        self._remote_only = remote_only
         self._tunnel_ssl: tuple[ssl.SSLContext, ssl.SSLContext] | None = None
         self.route: str | None = None
         """How the link is up: "home_network" or "remote" (None while down)."""
@@ -410,7 +415,10 @@ class CarLink:
 
     def _dial_order(self) -> list[str]:
         if self._addresses is not None:
-            return self._addresses.dial_order(self._last_url)
+            order = self._addresses.dial_order(self._last_url)
+            if self._remote_only:  # as on the road: the home network does not answer
+                return [u for u in order if self._addresses.route(u) == "remote"]
+            return order
         return list(self._urls or [])
 
     def _route_of(self, url: str) -> str:
