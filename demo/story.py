@@ -8,7 +8,8 @@
    its position follows the track on the map;
 6. a spoken command in the car switches a light at home; the car speaks the reply;
 7. Home Assistant sends the car a notification;
-8. (check) the agent is killed with SIGKILL and restarted: nothing is lost;
+8. from outside: the car reaches home only through a reverse proxy (nginx);
+9. (check) the agent is killed with SIGKILL and restarted: nothing is lost;
 then a live table of the car as Home Assistant sees it, until Ctrl-C.
 """
 
@@ -52,6 +53,7 @@ from demo.ha_config import CONFIGURED_INTEGRATIONS, DEMO_ENTITIES
 from demo.ha_instance import HAInstance
 from demo.journal import read_journal, wait_for_entry
 from demo.output import Console, render_table
+from demo.outside import step_outside
 from demo.pairing import (
     FlowVanishedError,
     PairingFlowError,
@@ -60,6 +62,7 @@ from demo.pairing import (
 )
 from demo.paths import CAN_LOG, free_port
 from demo.procs import ManagedProcess, wait_for_log_line
+from demo.reverse_proxy import ReverseProxy
 from demo.voice import (
     ENGLISH_COMMAND,
     KOREAN_COMMAND,
@@ -103,6 +106,7 @@ class _Run:
     car: CarDevice | None = None
     layout: AgentLayout | None = None
     agent_opts: AgentOptions | None = None
+    proxy: ReverseProxy | None = None
     notes: dict[str, Any] = field(default_factory=dict)
 
 
@@ -193,6 +197,8 @@ class DemoStory:
         for proc in (self.state.agent, self.state.pairing):
             if proc is not None and proc.running:
                 await proc.stop(timeout_s=10)
+        if self.state.proxy is not None:
+            await self.state.proxy.stop()
         if self.state.ha is not None and self.state.ha.process.running:
             self.out.say("Stopping Home Assistant ...")
             await self.state.ha.stop()
@@ -209,6 +215,7 @@ class DemoStory:
         await self.step_location()
         await self.step_voice(KOREAN_COMMAND, korean_model_dir())
         await self.step_notify()
+        await step_outside(self)
         crash = self.opts.check if self.opts.crash_test is None else self.opts.crash_test
         if crash:
             await self.step_crash_restart()
