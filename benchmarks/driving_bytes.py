@@ -41,9 +41,12 @@ class _Counter:
     def __init__(self) -> None:
         self.messages = 0
         self.signals = 0
+        self.relay: CountingRelay | None = None
+        self.connected_at: tuple[float, int] | None = None  # (monotonic, bytes so far)
 
     async def on_connect(self, peer: PeerInfo, hello: Envelope) -> None:
-        return None
+        if self.relay is not None and self.connected_at is None:
+            self.connected_at = (time.monotonic(), self.relay.up + self.relay.down)
 
     async def on_message(self, peer: PeerInfo, env: Envelope) -> None:
         self.messages += 1
@@ -176,6 +179,7 @@ async def measure_path(root: Path, path: str, seconds: float) -> dict[str, Any]:
         if path == "direct":
             relay = CountingRelay(hub.port)
             await relay.start()
+            counter.relay = relay
             _prepare_car(root / "car", ca, lan=[f"wss://127.0.0.1:{relay.port}"], remote=[])
         else:
 
@@ -194,6 +198,7 @@ async def measure_path(root: Path, path: str, seconds: float) -> dict[str, Any]:
             await proxy.start()
             relay = CountingRelay(proxy.port)
             await relay.start()
+            counter.relay = relay
             # The relay's port stands for the proxy's public address; nginx's
             # certificate names 127.0.0.1, so it verifies on either port.
             url = f"https://127.0.0.1:{relay.port}{TUNNEL_PATH}"
@@ -202,7 +207,8 @@ async def measure_path(root: Path, path: str, seconds: float) -> dict[str, Any]:
             args = ["--remote-only"]
         started = time.monotonic()
         await _drive(root / "car", seconds, env, args)
-        elapsed = time.monotonic() - started
+        ended = time.monotonic()
+        elapsed = ended - started
     finally:
         if relay is not None:
             await relay.stop()
@@ -212,6 +218,9 @@ async def measure_path(root: Path, path: str, seconds: float) -> dict[str, Any]:
             await front.cleanup()
         await hub.stop()
     per_hour = 3600.0 / seconds
+    total = relay.up + relay.down
+    connect_t, connect_bytes = counter.connected_at or (started, 0)
+    steady = (total - connect_bytes) * 3600.0 / max(1e-3, ended - connect_t)
     return {
         "seconds_driven": seconds,
         "wall_s": round(elapsed, 1),
@@ -219,6 +228,9 @@ async def measure_path(root: Path, path: str, seconds: float) -> dict[str, Any]:
         "home_to_car_bytes": relay.down,
         "bytes_per_hour": round((relay.up + relay.down) * per_hour),
         "mib_per_hour": round((relay.up + relay.down) * per_hour / 2**20, 2),
+        "connect_bytes": connect_bytes,
+        "steady_bytes_per_hour": round(steady),
+        "steady_mib_per_hour": round(steady / 2**20, 2),
         "messages_received_by_home": counter.messages,
         "signal_updates_received_by_home": counter.signals,
     }
@@ -237,6 +249,8 @@ async def measure(root: Path, seconds: float) -> dict[str, Any]:
         f"`vehicle-agent run` replaying {CAN_LOG.name} in real time ({seconds:g} s, default "
         "RAV4 profile, GPS track) to a real hub; every byte of the car's TCP connection "
         "counted both ways and scaled to one hour; tunnel = through nginx (TLS with its own "
-        "certificate) with the car's mutual TLS inside the WebSocket"
+        "certificate) with the car's mutual TLS inside the WebSocket; connect_bytes: up to the "
+        "hub's on_connect (TLS handshakes, HTTP upgrade, hellos); steady: the rest per hour; "
+        "compression: permessage-deflate (direct) and deflate inside the inner TLS (tunnel)"
     )
     return out

@@ -388,7 +388,7 @@ class CarLink:
                     ssl=self._ssl if self._ssl is not None else True,
                     max_msg_size=self._max_bytes,
                     autoping=True,
-                    compress=0,
+                    compress=15,  # permessage-deflate when the hub takes it (mobile data)
                     timeout=aiohttp.ClientWSTimeout(ws_close=5.0),
                 ),
                 _CONNECT_TIMEOUT_S,

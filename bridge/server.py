@@ -512,7 +512,7 @@ class HubServer:
             certificate_expiry=expiry,
         )
         ws = web.WebSocketResponse(
-            max_msg_size=self.limits.max_message_bytes, autoping=True, compress=False, timeout=5.0
+            max_msg_size=self.limits.max_message_bytes, autoping=True, compress=True, timeout=5.0
         )
         await ws.prepare(request)
         await self._serve_accepted(peer, ws)

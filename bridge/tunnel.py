@@ -31,6 +31,7 @@ import logging
 import ssl
 import struct
 import weakref
+import zlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
@@ -49,6 +50,8 @@ if TYPE_CHECKING:
     from bridge.server import HubServer
 
 __all__ = [
+    "PROTOCOL_DEFLATE",
+    "PROTOCOL_PLAIN",
     "TUNNEL_PATH",
     "TunnelChannel",
     "TunnelHandshakeError",
@@ -67,6 +70,14 @@ TUNNEL_PATH: Final[str] = "/api/carhub/link"
 _HEADER: Final = struct.Struct("!BI")
 _KIND_DATA: Final = 0
 _KIND_CLOSE: Final = 1
+_KIND_DEFLATE: Final = 2
+# Outer WebSocket subprotocols: the car offers deflate first; the hub picks it
+# when it can. Deflate is raw DEFLATE with context kept across messages (as
+# permessage-deflate), applied inside the inner TLS, so it saves mobile data
+# whatever the outer path does (ciphertext does not compress).
+PROTOCOL_DEFLATE: Final[str] = "carhub-tunnel.deflate"
+PROTOCOL_PLAIN: Final[str] = "carhub-tunnel"
+_SYNC_TAIL: Final[bytes] = b"\x00\x00\xff\xff"
 _CLOSE_CODE: Final = struct.Struct("!H")
 # Outer frames carry whole TLS records of one message plus framing: allow the
 # largest message, its TLS overhead (about 22 bytes per 16 KiB record) and slack.
@@ -137,8 +148,15 @@ class TunnelChannel:
         *,
         max_message_bytes: int = MAX_MESSAGE_SIZE,
         frame_limit: TokenBucket | None = None,
+        deflate: bool = False,
     ) -> None:
         self._carrier = carrier
+        # Each side compresses what it sends only when deflate was negotiated;
+        # it decompresses kind-2 messages only then too.
+        self.compressed = deflate
+        """True when messages are deflated inside the inner TLS (negotiated)."""
+        self._zc = zlib.compressobj(wbits=-15) if deflate else None
+        self._zd = zlib.decompressobj(wbits=-15) if deflate else None
         self._tls = tls
         self._in = incoming
         self._out = outgoing
@@ -192,7 +210,15 @@ class TunnelChannel:
         """Send one binary message through the inner TLS."""
         if self._closed:
             raise ConnectionResetError("the tunnel is closed")
-        await self._send_plain(_HEADER.pack(_KIND_DATA, len(data)) + data)
+        async with self._send_lock:
+            if self._zc is not None:
+                # Compressed under the lock: the stream's context follows send order.
+                packed = self._zc.compress(data) + self._zc.flush(zlib.Z_SYNC_FLUSH)
+                packed = packed.removesuffix(_SYNC_TAIL)
+                self._tls.write(_HEADER.pack(_KIND_DEFLATE, len(packed)) + packed)
+            else:
+                self._tls.write(_HEADER.pack(_KIND_DATA, len(data)) + data)
+            await self._flush()
 
     async def close(self, *, code: int = 1000, message: bytes = b"") -> bool:
         """Send an inner close (code and reason, confidential), then close the carrier."""
@@ -225,13 +251,23 @@ class TunnelChannel:
         with contextlib.suppress(Exception):
             await asyncio.wait_for(self._carrier.close(), _OUTER_CLOSE_TIMEOUT_S)
 
-    async def _fail(self, code: int, reason: str, error: BaseException) -> WSMessage:
-        """A broken limit or TLS error: close both layers, report an ERROR message."""
+    async def _fail(
+        self, code: int, reason: str, error: BaseException, *, tell_peer: bool = True
+    ) -> WSMessage:
+        """A broken limit or TLS error: close both layers, report an ERROR message.
+
+        The peer is told the code and reason inside the TLS unless the TLS
+        itself broke (``tell_peer=False``).
+        """
         _LOGGER.warning("tunnel closed (%d): %s", code, reason)
         self._error = error
         if not self._closed:
             self._closed = True
             self._close_code = code
+            if tell_peer:
+                payload = _CLOSE_CODE.pack(code) + reason.encode()[:123]
+                with contextlib.suppress(Exception):
+                    await self._send_plain(_HEADER.pack(_KIND_CLOSE, len(payload)) + payload)
             await self._close_carrier()
         return WSMessage(WSMsgType.ERROR, error, None)
 
@@ -252,6 +288,15 @@ class TunnelChannel:
                 err = ValueError(f"message of {length} bytes over the {self._max_bytes}-byte limit")
                 return await self._fail(CLOSE_TOO_BIG, str(err), err)
             return WSMessage(WSMsgType.BINARY, payload, None)
+        if kind == _KIND_DEFLATE and self._zd is not None:
+            try:
+                data = self._zd.decompress(payload + _SYNC_TAIL, self._max_bytes + 1)
+            except zlib.error as zerr:
+                return await self._fail(CLOSE_PROTOCOL, f"bad compressed message: {zerr}", zerr)
+            if len(data) > self._max_bytes or self._zd.unconsumed_tail:
+                err = ValueError(f"message over the {self._max_bytes}-byte limit (inflated)")
+                return await self._fail(CLOSE_TOO_BIG, str(err), err)
+            return WSMessage(WSMsgType.BINARY, data, None)
         if kind == _KIND_CLOSE and length >= _CLOSE_CODE.size:
             (code,) = _CLOSE_CODE.unpack_from(payload)
             reason = payload[_CLOSE_CODE.size :].decode("utf-8", "replace")
@@ -285,7 +330,9 @@ class TunnelChannel:
                 self._closed = True
             except ssl.SSLError as tls_err:
                 # Altered, replayed or injected bytes: the record check fails.
-                return await self._fail(CLOSE_PROTOCOL, f"inner TLS error: {tls_err}", tls_err)
+                return await self._fail(
+                    CLOSE_PROTOCOL, f"inner TLS error: {tls_err}", tls_err, tell_peer=False
+                )
             return None
         if outer.type == WSMsgType.TEXT:
             text_err = ValueError("a text frame in the tunnel")
@@ -362,7 +409,7 @@ async def open_tunnel(
     max_message_bytes: int = MAX_MESSAGE_SIZE,
     limits: TunnelLimits = TunnelLimits(),
     connect_timeout_s: float = 10.0,
-    compress: bool = False,
+    compress: bool = True,
 ) -> TunnelChannel:
     """Car side: open the outer WebSocket to ``url`` and run the inner TLS client over it.
 
@@ -371,7 +418,8 @@ async def open_tunnel(
     CA and a serverAuth certificate, not by the outer host name (a proxy's
     public name is not in the home's certificate); when the context checks
     host names anyway, the URL's host is used. ``outer_ssl`` verifies the
-    proxy's own certificate (default: the system's trust store).
+    proxy's own certificate (default: the system's trust store). ``compress``
+    offers deflate inside the inner TLS (used when the hub takes it).
     Raises ``LinkError`` (``TunnelHandshakeError`` for the inner handshake).
     """
     target = _outer_ws_url(url)
@@ -382,7 +430,8 @@ async def open_tunnel(
                 ssl=outer_ssl,
                 max_msg_size=max_message_bytes + _OUTER_SLACK,
                 autoping=True,
-                compress=15 if compress else 0,
+                compress=0,  # the outer frames carry ciphertext: deflate there saves nothing
+                protocols=(PROTOCOL_DEFLATE, PROTOCOL_PLAIN) if compress else (PROTOCOL_PLAIN,),
                 timeout=aiohttp.ClientWSTimeout(ws_close=_OUTER_CLOSE_TIMEOUT_S),
             ),
             connect_timeout_s,
@@ -401,7 +450,14 @@ async def open_tunnel(
         with contextlib.suppress(Exception):
             await carrier.close()
         raise
-    return TunnelChannel(carrier, tls, incoming, outgoing, max_message_bytes=max_message_bytes)
+    return TunnelChannel(
+        carrier,
+        tls,
+        incoming,
+        outgoing,
+        max_message_bytes=max_message_bytes,
+        deflate=carrier.protocol == PROTOCOL_DEFLATE,
+    )
 
 
 class _HandshakeGate:
@@ -444,6 +500,7 @@ async def serve_tunnel(
         autoping=True,
         compress=False,
         timeout=_OUTER_CLOSE_TIMEOUT_S,
+        protocols=(PROTOCOL_DEFLATE, PROTOCOL_PLAIN),
     )
     gate.active += 1
     try:
@@ -465,6 +522,7 @@ async def serve_tunnel(
         outgoing,
         max_message_bytes=hub.limits.max_message_bytes,
         frame_limit=TokenBucket(limits.frames_per_s, limits.frame_burst),
+        deflate=carrier.ws_protocol == PROTOCOL_DEFLATE,
     )
     der = channel.peer_certificate or b""
     if on_accepted is not None:

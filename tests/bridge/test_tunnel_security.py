@@ -26,6 +26,7 @@ from tests.bridge.link_testing import (
     make_client_cert,
     pair_car,
     start_hub,
+    wait_for,
 )
 from tests.bridge.tunnel_testing import TunnelFront
 
@@ -257,3 +258,38 @@ async def test_hub_not_started_answers_503(tmp_path: Path, home_ca: HomeCA) -> N
             assert err.value.status == 503
     finally:
         await front.stop()
+
+
+async def test_deflate_is_negotiated_and_bounded(
+    tmp_path: Path, home_ca: HomeCA, car_ssl: ssl.SSLContext
+) -> None:
+    """Deflate inside the TLS when both sides offer it; a message inflating too far closes 1009."""
+    handler = RecordingHandler()
+    hub = await start_hub(home_ca, tmp_path / "hub", handler)
+    front = TunnelFront(hub)
+    await front.start()
+    try:
+        async with aiohttp.ClientSession() as http:
+            plain = await open_tunnel(http, front.url, car_ssl, compress=False)
+            assert plain.compressed is False
+            await plain.close()
+            channel = await open_tunnel(http, front.url, car_ssl)
+            assert channel.compressed is True
+            hello = {**car_hello("car-1"), "protocols": [1]}
+            await channel.send_bytes(encode(make_control(MessageType.HELLO, hello)))
+            reply = await channel.receive(timeout=5)
+            assert reply.type == WSMsgType.BINARY  # the hub's hello, inflated
+            sent_before = channel.bytes_out
+            bomb = b"{" + b" " * (hub.limits.max_message_bytes + 1000) + b"}"
+            await channel.send_bytes(bomb)
+            assert channel.bytes_out - sent_before < 5000  # it went out tiny
+            msg = await channel.receive(timeout=5)
+            while msg.type == WSMsgType.BINARY:  # a ping may come first
+                msg = await channel.receive(timeout=5)
+            assert msg.type == WSMsgType.CLOSE
+            assert msg.data == 1009
+        await wait_for(lambda: handler.disconnects != [])
+        assert handler.messages == []
+    finally:
+        await front.stop()
+        await hub.stop()
