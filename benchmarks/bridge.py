@@ -1,6 +1,6 @@
 """Bridge benchmarks: throughput, latency, backlog drain, reconnect time, outbox insert rate.
 
-Run: ``.venv/bin/python benchmarks/bridge.py [--runs 3] [--quick]``. Writes
+Run: ``.venv/bin/python benchmarks/bridge.py [--runs 3] [--quick] [--driving-s 60]``. Writes
 ``benchmarks/results/bridge.json`` and prints a summary.
 
 Setup: a real home CA and car identity (``bridge.pki``), the hub (``HubServer``)
@@ -31,6 +31,7 @@ from aiohttp import web
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks.driving_bytes import measure as measure_driving
 from bridge.client import CarLink
 from bridge.outbox import Outbox
 from bridge.pki import CarIdentity, HomeCA
@@ -450,8 +451,17 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--quick", action="store_true", help="smaller counts (for a smoke run)")
+    parser.add_argument(
+        "--driving-s",
+        type=float,
+        default=60.0,
+        help="seconds of real-time driving per path for the bytes-per-hour figure (0: skip)",
+    )
     args = parser.parse_args()
     results = asyncio.run(main_async(args.runs, args.quick))
+    if args.driving_s > 0:
+        with tempfile.TemporaryDirectory(prefix="carhub-bytes-") as tmp:
+            results["driving_bytes"] = asyncio.run(measure_driving(Path(tmp), args.driving_s))
     doc = {
         "benchmark": "bridge",
         "generated_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),

@@ -26,6 +26,11 @@ closes with 4005, "temporarily unavailable, retry soon", so the car resends it
 after reconnecting. ``disconnect(..., retry_after=S)`` closes with 4005 too;
 without ``retry_after`` it is 4003 (refused by the home).
 
+Other transports (``bridge.tunnel``: the same mutual TLS inside a WebSocket
+through Home Assistant's web server) hand their authenticated channel to
+``serve_channel``: the same vehicle-id and revocation checks, limits, hello
+and session as a direct connection.
+
 State on disk under ``state_dir``: ``ledger.db`` (highest seq handled per car)
 and ``cars/<vehicle_id>/outbox.db`` (what the hub still has to deliver).
 
