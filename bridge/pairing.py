@@ -98,7 +98,6 @@ _MAX_SPAKE_MSG = 256
 _SPAKE_MSG_LEN = 33  # side byte + Ed25519 element
 _MAX_CONNECTIONS = 8
 _MAX_URLS = 16
-_MAX_URL_LEN = 512
 _MAX_TEXT = 64
 _URL_SCHEMES = frozenset({"wss", "https"})
 
@@ -352,17 +351,14 @@ def _spake_finish(spake: Any, msg: bytes) -> bytes:  # noqa: ANN401  (spake2 is 
 
 
 def _check_url(value: object) -> str:
-    if not isinstance(value, str) or len(value) > _MAX_URL_LEN or not value.isprintable():
-        raise PairingError("hub URLs must be printable text")
+    """A direct hub URL: a valid address (``bridge.addresses.check_url``) that is wss/https."""
     try:
-        parts = urlsplit(value)
-        host = parts.hostname
-        _ = parts.port
-    except ValueError as err:
-        raise PairingError(f"not a valid hub URL: {value!r}") from err
-    if parts.scheme not in _URL_SCHEMES or not host:
-        raise PairingError(f"hub URLs must be wss:// or https:// with a host: {value!r}")
-    return value
+        url = check_address(value)
+    except ProtocolError as err:
+        raise PairingError(str(err)) from err
+    if urlsplit(url).scheme not in _URL_SCHEMES:
+        raise PairingError(f"hub URLs must be wss:// or https:// with a host: {url!r}")
+    return url
 
 
 def _parse_hub(frame: dict[str, Any]) -> tuple[HubInfo, bytes]:

@@ -6,7 +6,8 @@ import contextlib
 import json
 import socket
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from bridge.client import CarLink
@@ -49,43 +50,61 @@ def _car(home_dir: Path, inbox: CarInbox, **kwargs: object) -> CarLink:
     )
 
 
+def _listener(hub: HubServer) -> list[str]:
+    """The direct listener as the car's home-network address."""
+    return [f"wss://127.0.0.1:{hub.port}"]
+
+
+@dataclass
+class _Site:
+    """A hub with its tunnel front (and a relay before it), and a paired car not started yet."""
+
+    handler: RecordingHandler
+    hub: HubServer
+    front: TunnelFront
+    relay: Relay | None
+    home_dir: Path
+    inbox: CarInbox
+    car: CarLink
+
+
 @contextlib.asynccontextmanager
-async def _through_relay(
-    tmp_path: Path, home_ca: HomeCA
-) -> AsyncIterator[tuple[RecordingHandler, HubServer, Relay, CarLink, CarInbox]]:
-    """A hub, its tunnel front, a freezable relay before it, and a car dialing the relay."""
+async def _site(
+    tmp_path: Path,
+    home_ca: HomeCA,
+    *,
+    lan: Callable[[HubServer], list[str]] = lambda hub: [],
+    via_relay: bool = False,
+    remote: bool = True,
+) -> AsyncIterator[_Site]:
+    """Its remote address is the front (or the relay); ``lan`` gives its home-network ones."""
     handler = RecordingHandler()
     hub = await start_hub(home_ca, tmp_path / "hub", handler)
     front = TunnelFront(hub)
     await front.start()
-    relay = Relay(front.port)
-    await relay.start()
+    relay = Relay(front.port) if via_relay else None
+    if relay is not None:
+        await relay.start()
     home_dir = tmp_path / "car" / "home"
     pair_car(home_ca, home_dir, "car-1")
-    write_home(home_dir, hub.hub_id, lan=[], remote=[relay.url(TUNNEL_PATH)])
+    outside = relay.url(TUNNEL_PATH) if relay is not None else front.url
+    write_home(home_dir, hub.hub_id, lan=lan(hub), remote=[outside] if remote else [])
     inbox = CarInbox()
     car = _car(home_dir, inbox)
     try:
-        yield handler, hub, relay, car, inbox
+        yield _Site(handler, hub, front, relay, home_dir, inbox, car)
     finally:
         await car.stop()
-        await relay.stop()
+        if relay is not None:
+            await relay.stop()
         await front.stop()
         await hub.stop()
 
 
 async def test_car_reaches_home_through_the_tunnel_only(tmp_path: Path, home_ca: HomeCA) -> None:
-    handler = RecordingHandler()
-    hub = await start_hub(home_ca, tmp_path / "hub", handler)
-    front = TunnelFront(hub)
-    await front.start()
-    home_dir = tmp_path / "car" / "home"
-    pair_car(home_ca, home_dir, "car-1")
-    direct = f"wss://127.0.0.1:{_closed_port()}"
-    write_home(home_dir, hub.hub_id, lan=[direct], remote=[front.url])
-    inbox = CarInbox()
-    car = _car(home_dir, inbox)
-    try:
+    closed = f"wss://127.0.0.1:{_closed_port()}"
+    async with _site(tmp_path, home_ca, lan=lambda hub: [closed]) as site:
+        car, handler, front = site.car, site.handler, site.front
         await car.start()
         assert await car.wait_connected(20)
         assert car.route == "remote"
@@ -98,63 +117,39 @@ async def test_car_reaches_home_through_the_tunnel_only(tmp_path: Path, home_ca:
             await car.send(MessageType.EVENT, {"kind": "alert", "ts": 1.0, "data": {"i": i}})
         await handler.wait_until(lambda: len(handler.of("car-1", "event")) == 50)
         assert [e.body["data"]["i"] for e in handler.of("car-1", "event")] == list(range(50))
-        await hub.send(
+        await site.hub.send(
             "car-1",
             MessageType.NOTIFY,
             {"message": "garage open", "priority": "high", "expires_at": time.time() + 60},
         )
-        await wait_for(lambda: any(m.type == MessageType.NOTIFY for m in inbox.messages))
+        await wait_for(lambda: any(m.type == MessageType.NOTIFY for m in site.inbox.messages))
         # The address that worked is remembered for the next start.
-        stored = json.loads((home_dir / "link.json").read_text(encoding="utf-8"))
+        stored = json.loads((site.home_dir / "link.json").read_text(encoding="utf-8"))
         assert stored["last_url"] == front.url
         assert front.refused == []
-    finally:
-        await car.stop()
-        await front.stop()
-        await hub.stop()
 
 
 async def test_home_network_first_then_remote(tmp_path: Path, home_ca: HomeCA) -> None:
-    handler = RecordingHandler()
-    hub = await start_hub(home_ca, tmp_path / "hub", handler)
-    front = TunnelFront(hub)
-    await front.start()
-    home_dir = tmp_path / "car" / "home"
-    pair_car(home_ca, home_dir, "car-1")
-    direct = f"wss://127.0.0.1:{hub.port}"
-    write_home(home_dir, hub.hub_id, lan=[direct], remote=[front.url])
-    (home_dir / "link.json").write_text(json.dumps({"last_url": front.url}), encoding="utf-8")
-    car = _car(home_dir, CarInbox())
-    try:
-        await car.start()
-        assert await car.wait_connected(20)
+    async with _site(tmp_path, home_ca, lan=_listener) as site:
+        link = json.dumps({"last_url": site.front.url})
+        (site.home_dir / "link.json").write_text(link, encoding="utf-8")
+        await site.car.start()
+        assert await site.car.wait_connected(20)
         # The home network wins even though the remote address worked last time.
-        assert car.route == "home_network"
-        assert handler.connects[-1][0].transport == "direct"
-        assert handler.connects[-1][1].body["route"] == "home_network"
-    finally:
-        await car.stop()
-        await front.stop()
-        await hub.stop()
+        assert site.car.route == "home_network"
+        assert site.handler.connects[-1][0].transport == "direct"
+        assert site.handler.connects[-1][1].body["route"] == "home_network"
 
 
 async def test_new_addresses_reach_the_car_over_the_link(tmp_path: Path, home_ca: HomeCA) -> None:
-    handler = RecordingHandler()
-    hub = await start_hub(home_ca, tmp_path / "hub", handler)
-    front = TunnelFront(hub)
-    await front.start()
-    home_dir = tmp_path / "car" / "home"
-    pair_car(home_ca, home_dir, "car-1")
-    write_home(home_dir, hub.hub_id, lan=[f"wss://127.0.0.1:{hub.port}"], remote=[])
-    inbox = CarInbox()
-    car = _car(home_dir, inbox)
-    try:
+    async with _site(tmp_path, home_ca, lan=_listener, remote=False) as site:
+        car, hub, home_dir = site.car, site.hub, site.home_dir
         await car.start()
         assert await car.wait_connected(20)
         new = {
             "lan_urls": [f"wss://127.0.0.1:{_closed_port()}"],
             "external_url": None,
-            "remote_urls": [front.url],
+            "remote_urls": [site.front.url],
         }
         await hub.send("car-1", MessageType.ADDRESSES, new)
 
@@ -163,25 +158,23 @@ async def test_new_addresses_reach_the_car_over_the_link(tmp_path: Path, home_ca
             assert isinstance(data, dict)
             return data
 
-        await wait_for(lambda: stored()["remote_urls"] == [front.url])
+        await wait_for(lambda: stored()["remote_urls"] == [site.front.url])
         assert stored()["lan_urls"] == new["lan_urls"]
         assert stored()["hub_id"] == hub.hub_id  # the rest of home.json is kept
         # Handled by the link itself, not passed to the application.
-        assert all(m.type != MessageType.ADDRESSES for m in inbox.messages)
+        assert all(m.type != MessageType.ADDRESSES for m in site.inbox.messages)
         # After a reconnect the old LAN address is gone: the car comes in remotely.
         await hub.disconnect("car-1", "moving", retry_after=0.05)
         await wait_for(lambda: car.connected and car.route == "remote")
-        assert handler.connects[-1][0].transport == "tunnel"
-    finally:
-        await car.stop()
-        await front.stop()
-        await hub.stop()
+        assert site.handler.connects[-1][0].transport == "tunnel"
 
 
 async def test_silent_stall_is_detected_and_nothing_is_lost(
     tmp_path: Path, home_ca: HomeCA
 ) -> None:
-    async with _through_relay(tmp_path, home_ca) as (handler, hub, relay, car, inbox):
+    async with _site(tmp_path, home_ca, via_relay=True) as site:
+        handler, hub, car, inbox, relay = site.handler, site.hub, site.car, site.inbox, site.relay
+        assert relay is not None
         await car.start()
         assert await car.wait_connected(20)
         for i in range(10):
@@ -207,7 +200,9 @@ async def test_silent_stall_is_detected_and_nothing_is_lost(
 async def test_altered_bytes_break_the_link_and_change_nothing(
     tmp_path: Path, home_ca: HomeCA
 ) -> None:
-    async with _through_relay(tmp_path, home_ca) as (handler, _hub, relay, car, _inbox):
+    async with _site(tmp_path, home_ca, via_relay=True) as site:
+        handler, car, relay = site.handler, site.car, site.relay
+        assert relay is not None
         await car.start()
         assert await car.wait_connected(20)
         # Flip one bit far enough in that the handshake is over: inside a record.
