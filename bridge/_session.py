@@ -46,9 +46,10 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Final
 
-from aiohttp import ClientWebSocketResponse, WSMsgType, web
+from aiohttp import WSMsgType
 
 from bridge import _failpoint
+from bridge.channel import MessageChannel
 from bridge.deadletter import FailureTracker
 from bridge.errors import BridgeError, DeferMessage, OutboxError, ProtocolError
 from bridge.ledger import InboundLedger, SeqVerdict
@@ -107,7 +108,8 @@ CLOSE_RETRY_SOON: Final = 4005  # temporarily unavailable: reconnect soon (hint 
 # The optional retry hint leads the 4005 reason (so the 123-byte cut never drops it).
 _RETRY_HINT_RE: Final = re.compile(r"retry_after=(\d{1,6}(?:\.\d{1,3})?);\s?")
 
-WebSocket = web.WebSocketResponse | ClientWebSocketResponse
+# Any transport with a WebSocket's shape (bridge.channel): direct mTLS or the tunnel.
+WebSocket = MessageChannel
 
 MAX_SEQ_JUMP: Final = 2**24
 """Largest plausible step past the last seq handled from a peer.

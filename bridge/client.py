@@ -62,6 +62,14 @@ from bridge._session import (
     TokenBucket,
     retry_after_from,
 )
+from bridge.addresses import (
+    HomeAddresses,
+    load_addresses,
+    load_last_url,
+    store_addresses,
+    store_last_url,
+)
+from bridge.channel import MessageChannel
 from bridge.errors import BridgeError, CertificateError, LinkError, ProtocolError
 from bridge.ledger import InboundLedger
 from bridge.outbox import DEFAULT_MAX_BYTES, Outbox
@@ -77,6 +85,7 @@ from bridge.protocol import (
     negotiate_version,
 )
 from bridge.renewal import DEFAULT_RENEWAL, CarRenewal, RenewalPolicy
+from bridge.tunnel import is_tunnel_url, open_tunnel
 
 __all__ = ["CarLink", "LinkState", "hub_urls"]
 
@@ -113,6 +122,7 @@ def hub_urls(home_dir: Path) -> list[str]:
     external = data.get("external_url")
     if isinstance(external, str) and external:
         urls.append(external)
+    urls += [u for u in data.get("remote_urls", []) if isinstance(u, str)]
     if not urls:
         raise LinkError(f"{home_dir / 'home.json'} lists no hub URL")
     return urls
@@ -136,7 +146,10 @@ class CarLink:
     mapping ``{vss_path: {"value", "ts"}}`` (a full ``{"signals": {...}}`` body is
     accepted too); it is sent after every (re)connect. ``url`` overrides the
     URLs of ``home.json``; ``ssl_context`` overrides the one built from the
-    identity stored in ``home_dir``.
+    identity stored in ``home_dir``. ``outer_ssl`` checks the outer TLS of
+    tunnel addresses (a proxy's own certificate; default the system trust
+    store); ``remote_only`` dials only the home's outside addresses (as on the
+    road: to test the way in from outside while at home).
     """
 
     def __init__(
@@ -158,6 +171,8 @@ class CarLink:
         outbox_max_bytes: int = DEFAULT_MAX_BYTES,
         compact_state: bool = True,
         renewal: RenewalPolicy | None = DEFAULT_RENEWAL,
+        outer_ssl: ssl.SSLContext | bool = True,
+        remote_only: bool = False,
     ) -> None:
         self.home_dir = home_dir
         self._hello_body = dict(hello_body)
@@ -195,6 +210,18 @@ class CarLink:
         self._session_policy_stop = False
         # Set when the link closed with 4005 (retry soon): the hint in seconds, 0 for none.
         self._retry_soon: float | None = None
+        # Addresses by kind and the one that worked last (bridge.addresses); the
+        # tunnel's outer TLS check and its inner context (see _inner_tunnel_ssl).
+        self._addresses: HomeAddresses | None = None
+        self._last_url: str | None = None
+        self._dialing: str | None = None
+        self._outer_ssl = outer_ssl
+        self._remote_only = remote_only
+        self._tunnel_ssl: tuple[ssl.SSLContext, ssl.SSLContext] | None = None
+        self.route: str | None = None
+        """How the link is up: "home_network" or "remote" (None while down)."""
+        self.url: str | None = None
+        """The address the link is up on (None while down)."""
 
     # -- public ------------------------------------------------------------------
 
@@ -216,7 +243,8 @@ class CarLink:
         await self.ledger.open()
         loop = asyncio.get_running_loop()
         if self._urls is None:
-            self._urls = await loop.run_in_executor(None, hub_urls, self.home_dir)
+            self._addresses = await loop.run_in_executor(None, load_addresses, self.home_dir)
+            self._last_url = await loop.run_in_executor(None, load_last_url, self.home_dir)
         if self._ssl is None:
             self._ssl = await loop.run_in_executor(None, self._load_ssl)
         self._stop.clear()
@@ -272,7 +300,7 @@ class CarLink:
         attempt = 0
         while not self._stop.is_set():
             established = False
-            for url in self._urls or []:
+            for url in self._dial_order():
                 if self._stop.is_set():
                     return
                 try:
@@ -326,33 +354,99 @@ class CarLink:
         self.state = LinkState.CONNECTING
         self._session_policy_stop = False
         self._retry_soon = None
-        target = _ws_url(url)
         if self._ssl is None:  # after a renewal: the new key and certificate
             self._ssl = await asyncio.get_running_loop().run_in_executor(None, self._load_ssl)
+        self._dialing = url
+        ws = await self._open(url)
         try:
-            ws = await asyncio.wait_for(
+            return await self._run_link(ws)
+        finally:
+            self._session = None
+            self._connected.clear()
+            self.route = self.url = None
+            if not ws.closed:
+                with contextlib.suppress(Exception):
+                    await ws.close()
+
+    async def _open(self, url: str) -> MessageChannel:
+        """The direct mutual-TLS WebSocket, or the tunnel for a web server's address."""
+        assert self._http is not None
+        if is_tunnel_url(url):
+            return await open_tunnel(
+                self._http,
+                url,
+                await self._inner_tunnel_ssl(),
+                outer_ssl=self._outer_ssl,
+                max_message_bytes=self._max_bytes,
+                connect_timeout_s=_CONNECT_TIMEOUT_S,
+            )
+        target = _ws_url(url)
+        try:
+            return await asyncio.wait_for(
                 self._http.ws_connect(
                     target,
                     ssl=self._ssl if self._ssl is not None else True,
                     max_msg_size=self._max_bytes,
                     autoping=True,
-                    compress=0,
+                    compress=15,  # permessage-deflate when the hub takes it (mobile data)
                     timeout=aiohttp.ClientWSTimeout(ws_close=5.0),
                 ),
                 _CONNECT_TIMEOUT_S,
             )
         except (aiohttp.ClientError, OSError, TimeoutError) as err:
             raise LinkError(f"cannot connect to {target}: {err!r}") from err
-        try:
-            return await self._run_link(ws)
-        finally:
-            self._session = None
-            self._connected.clear()
-            if not ws.closed:
-                with contextlib.suppress(Exception):
-                    await ws.close()
 
-    async def _hello(self, ws: aiohttp.ClientWebSocketResponse) -> tuple[Envelope, int]:
+    async def _inner_tunnel_ssl(self) -> ssl.SSLContext:
+        """The context of the tunnel's inner TLS: the car's own, without the host-name check.
+
+        The outer host is a proxy's public name, not in the home's certificate:
+        the inner handshake authenticates the home by the pinned home CA and a
+        serverAuth certificate (``bridge.tunnel``). A caller's explicit context
+        is used as given.
+        """
+        assert self._ssl is not None
+        if self._ssl_explicit:
+            return self._ssl
+        if self._tunnel_ssl is None or self._tunnel_ssl[0] is not self._ssl:
+            inner = await asyncio.get_running_loop().run_in_executor(None, self._load_ssl)
+            inner.check_hostname = False
+            self._tunnel_ssl = (self._ssl, inner)
+        return self._tunnel_ssl[1]
+
+    def _dial_order(self) -> list[str]:
+        if self._addresses is not None:
+            order = self._addresses.dial_order(self._last_url)
+            if self._remote_only:  # as on the road: the home network does not answer
+                return [u for u in order if self._addresses.route(u) == "remote"]
+            return order
+        return list(self._urls or [])
+
+    def _route_of(self, url: str) -> str:
+        if self._addresses is not None:
+            return self._addresses.route(url)
+        return "remote" if is_tunnel_url(url) else "home_network"
+
+    async def _on_addresses(self, env: Envelope) -> None:
+        """The home's addresses changed: store them for the next reconnect."""
+        try:
+            addresses = HomeAddresses.from_body(env.body)
+        except ProtocolError as err:
+            _LOGGER.warning("ignoring the home's new addresses: %s", err)
+            return
+        if self._urls is not None and self._addresses is None:
+            return  # the caller fixed the URLs
+        try:
+            changed = await asyncio.get_running_loop().run_in_executor(
+                None, store_addresses, self.home_dir, addresses
+            )
+        except (BridgeError, OSError) as err:
+            _LOGGER.error("cannot store the home's new addresses: %s", err)
+            return
+        self._addresses = addresses
+        if changed:
+            _LOGGER.info("home addresses updated: %s", ", ".join(addresses.all_urls()))
+
+    async def _hello(self, ws: MessageChannel) -> tuple[Envelope, int]:
         self.state = LinkState.HELLO
         body = {
             **self._hello_body,
@@ -360,6 +454,8 @@ class CarLink:
             "acked_seq": self.ledger.last(_LEDGER_PEER),
             "stream_id": self.outbox.stream_id,
         }
+        if self._dialing is not None:
+            body["route"] = self._route_of(self._dialing)
         hub_stream = self.ledger.stream(_LEDGER_PEER)
         if hub_stream is not None:
             body["acked_stream"] = hub_stream  # which hub outbox acked_seq counts
@@ -392,7 +488,7 @@ class CarLink:
             )
         return env, version
 
-    async def _run_link(self, ws: aiohttp.ClientWebSocketResponse) -> bool:
+    async def _run_link(self, ws: MessageChannel) -> bool:
         env, version = await self._hello(ws)
         hub_id = env.body.get("hub_id")
         if not isinstance(hub_id, str) or not hub_id:
@@ -433,7 +529,21 @@ class CarLink:
         self.connects += 1
         self._connected.set()
         started = time.monotonic()
-        _LOGGER.info("connected to home %s (protocol %d)", hub_id, version)
+        self.url = self._dialing
+        self.route = self._route_of(self.url) if self.url is not None else None
+        _LOGGER.info(
+            "connected to home %s via %s (%s, protocol %d)",
+            hub_id,
+            "the home network" if self.route == "home_network" else "a remote address",
+            self.url,
+            version,
+        )
+        if self.url is not None and self.url != self._last_url and self._addresses is not None:
+            self._last_url = self.url
+            with contextlib.suppress(OSError):
+                await asyncio.get_running_loop().run_in_executor(
+                    None, store_last_url, self.home_dir, self.url
+                )
         renewing = (
             asyncio.create_task(self._renewal_loop(), name=f"renewal-{self.home_dir.name}")
             if self.renewal is not None
@@ -462,6 +572,9 @@ class CarLink:
     # -- certificate renewal ------------------------------------------------------------
 
     async def _deliver(self, env: Envelope) -> None:
+        if env.type == MessageType.ADDRESSES:
+            await self._on_addresses(env)
+            return
         if self.renewal is not None:
             if env.type == MessageType.RENEW_RESPONSE:
                 await self._on_renew_response(env)

@@ -29,7 +29,7 @@ import logging
 import os
 import secrets
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -81,11 +81,13 @@ class HomeRecord:
     external_url: str | None
     paired_at: dt.datetime
     directory: Path
+    remote_urls: list[str] = field(default_factory=list)
 
     @property
     def urls(self) -> list[str]:
-        """Every URL to try, LAN first, then the external one."""
-        return [*self.lan_urls, *([self.external_url] if self.external_url else [])]
+        """Every URL to try, LAN first, then the external one, then the remote ones."""
+        outside = [*([self.external_url] if self.external_url else []), *self.remote_urls]
+        return [*self.lan_urls, *outside]
 
     def to_json(self) -> dict[str, Any]:
         """The content of ``home.json``."""
@@ -94,6 +96,7 @@ class HomeRecord:
             "hub_id": self.hub_id,
             "lan_urls": list(self.lan_urls),
             "external_url": self.external_url,
+            "remote_urls": list(self.remote_urls),
             "paired_at": self.paired_at.isoformat(),
         }
 
@@ -198,6 +201,7 @@ class HomeRegistry:
             external_url=hub.external_url,
             paired_at=dt.datetime.now(dt.UTC).replace(microsecond=0),
             directory=target,
+            remote_urls=list(hub.remote_urls),
         )
         write_public(target / HOME_FILE, json.dumps(record.to_json(), indent=2).encode() + b"\n")
         shutil.rmtree(pending, ignore_errors=True)
@@ -227,6 +231,9 @@ class HomeRegistry:
             if external is not None and not isinstance(external, str):
                 raise BridgeError(f"{path}: external_url must be a string or null")
             paired_at = dt.datetime.fromisoformat(str(data["paired_at"]))
+            remote = data.get("remote_urls", [])
+            if not isinstance(remote, list) or not all(isinstance(u, str) for u in remote):
+                raise BridgeError(f"{path}: remote_urls must be a list of strings")
         except FileNotFoundError as err:
             raise BridgeError(f"{directory} has no {HOME_FILE}") from err
         except (OSError, ValueError, KeyError, TypeError) as err:
@@ -239,4 +246,5 @@ class HomeRegistry:
             external_url=external,
             paired_at=paired_at,
             directory=directory,
+            remote_urls=remote,
         )

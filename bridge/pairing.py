@@ -44,7 +44,7 @@ import logging
 import secrets
 import struct
 from collections.abc import Awaitable, Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from functools import partial
 from typing import Any
@@ -57,11 +57,13 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from spake2 import SPAKE2_A, SPAKE2_B
 
+from bridge.addresses import check_url as check_address
 from bridge.errors import (
     CertificateError,
     PairingClosedError,
     PairingCodeError,
     PairingError,
+    ProtocolError,
 )
 from bridge.pki import CarIdentity, HomeCA, is_valid_vehicle_id
 
@@ -96,7 +98,6 @@ _MAX_SPAKE_MSG = 256
 _SPAKE_MSG_LEN = 33  # side byte + Ed25519 element
 _MAX_CONNECTIONS = 8
 _MAX_URLS = 16
-_MAX_URL_LEN = 512
 _MAX_TEXT = 64
 _URL_SCHEMES = frozenset({"wss", "https"})
 
@@ -122,6 +123,8 @@ class HubInfo:
     hub_id: str
     lan_urls: list[str]
     external_url: str | None
+    remote_urls: list[str] = field(default_factory=list)
+    """Home Assistant's own addresses from outside, for the tunnel (``bridge.tunnel``)."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -348,17 +351,14 @@ def _spake_finish(spake: Any, msg: bytes) -> bytes:  # noqa: ANN401  (spake2 is 
 
 
 def _check_url(value: object) -> str:
-    if not isinstance(value, str) or len(value) > _MAX_URL_LEN or not value.isprintable():
-        raise PairingError("hub URLs must be printable text")
+    """A direct hub URL: a valid address (``bridge.addresses.check_url``) that is wss/https."""
     try:
-        parts = urlsplit(value)
-        host = parts.hostname
-        _ = parts.port
-    except ValueError as err:
-        raise PairingError(f"not a valid hub URL: {value!r}") from err
-    if parts.scheme not in _URL_SCHEMES or not host:
-        raise PairingError(f"hub URLs must be wss:// or https:// with a host: {value!r}")
-    return value
+        url = check_address(value)
+    except ProtocolError as err:
+        raise PairingError(str(err)) from err
+    if urlsplit(url).scheme not in _URL_SCHEMES:
+        raise PairingError(f"hub URLs must be wss:// or https:// with a host: {url!r}")
+    return url
 
 
 def _parse_hub(frame: dict[str, Any]) -> tuple[HubInfo, bytes]:
@@ -369,10 +369,18 @@ def _parse_hub(frame: dict[str, Any]) -> tuple[HubInfo, bytes]:
     if not isinstance(urls, list) or len(urls) > _MAX_URLS:
         raise PairingError(f"lan_urls must be a list of at most {_MAX_URLS} URLs")
     external = frame.get("external_url")
+    remote = frame.get("remote_urls", [])
+    if not isinstance(remote, list) or len(remote) > _MAX_URLS:
+        raise PairingError(f"remote_urls must be a list of at most {_MAX_URLS} URLs")
+    try:
+        remote_urls = [check_address(u) for u in remote]
+    except ProtocolError as err:
+        raise PairingError(str(err)) from err
     hub = HubInfo(
         hub_id=hub_id,
         lan_urls=[_check_url(u) for u in urls],
         external_url=None if external is None else _check_url(external),
+        remote_urls=remote_urls,
     )
     if not hub.lan_urls and hub.external_url is None:
         raise PairingError("the hub sent no URL to connect to")
@@ -729,6 +737,7 @@ async def _home_session(
             "hub_id": hub.hub_id,
             "lan_urls": list(hub.lan_urls),
             "external_url": hub.external_url,
+            "remote_urls": list(hub.remote_urls),
             "ca_pem": ca.ca_cert_pem.decode(),
         }
     )

@@ -98,6 +98,7 @@ class MessageType(StrEnum):
     VOCABULARY = "vocabulary"
     RENEW_REQUEST = "renew_request"
     RENEW_RESPONSE = "renew_response"
+    ADDRESSES = "addresses"
     ACK = "ack"
     PING = "ping"
     PONG = "pong"
@@ -116,6 +117,7 @@ DURABLE_TYPES: Final[frozenset[str]] = frozenset(
         MessageType.VOCABULARY,
         MessageType.RENEW_REQUEST,
         MessageType.RENEW_RESPONSE,
+        MessageType.ADDRESSES,
     }
 )
 """Types stored in the sender's outbox, numbered from 1, acked and deduplicated."""
@@ -477,6 +479,14 @@ def _check_renew_response(b: Mapping[str, Any]) -> None:
         raise ProtocolError("renew_response with ok=true lacks 'certificate'")
 
 
+def _check_addresses(b: Mapping[str, Any]) -> None:
+    t = "addresses"
+    _need(b, "lan_urls", _is_str_list, "an array of strings", t)
+    _opt(b, "remote_urls", _is_str_list, "an array of strings", t)
+    if b.get("external_url") is not None and not _is_str(b["external_url"]):
+        raise ProtocolError("addresses field 'external_url' must be a string or null")
+
+
 def _check_ack(b: Mapping[str, Any]) -> None:
     _need(b, "seq", _is_seq, "an integer >= 0", "ack")
 
@@ -501,6 +511,7 @@ _BODY_CHECKS: Final[dict[MessageType, Callable[[Mapping[str, Any]], None]]] = {
     MessageType.VOCABULARY: _check_vocabulary,
     MessageType.RENEW_REQUEST: _check_renew_request,
     MessageType.RENEW_RESPONSE: _check_renew_response,
+    MessageType.ADDRESSES: _check_addresses,
     MessageType.ACK: _check_ack,
     MessageType.PING: _check_ping("ping"),
     MessageType.PONG: _check_ping("pong"),

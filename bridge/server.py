@@ -39,6 +39,11 @@ closes with 4005, "temporarily unavailable, retry soon", so the car resends it
 after reconnecting. ``disconnect(..., retry_after=S)`` closes with 4005 too;
 without ``retry_after`` it is 4003 (refused by the home).
 
+Other transports (``bridge.tunnel``: the same mutual TLS inside a WebSocket
+through Home Assistant's web server) hand their authenticated channel to
+``serve_channel``: the same vehicle-id and revocation checks, limits, hello
+and session as a direct connection.
+
 State on disk under ``state_dir``: ``ledger.db`` (highest seq handled per car),
 ``dead-letters.db`` and ``cars/<vehicle_id>/outbox.db`` (what the hub still has
 to deliver).
@@ -86,6 +91,7 @@ from bridge._session import (
     TokenBucket,
     retry_reason,
 )
+from bridge.channel import MessageChannel
 from bridge.deadletter import DeadLetter, DeadLetterStore, FailureTracker
 from bridge.errors import BridgeError, CertificateError, ProtocolError
 from bridge.ledger import InboundLedger
@@ -134,6 +140,8 @@ class PeerInfo:
     remote: str
     serial: int | None = None
     certificate_expiry: dt.datetime | None = None
+    transport: str = "direct"
+    """How the car came in: "direct" (this listener) or "tunnel" (``bridge.tunnel``)."""
 
 
 class HubHandler(Protocol):
@@ -185,7 +193,7 @@ class ServerLimits:
 class _CarLink:
     """The hub's view of one connected car."""
 
-    def __init__(self, peer: PeerInfo, ws: web.WebSocketResponse, session: LinkSession) -> None:
+    def __init__(self, peer: PeerInfo, ws: MessageChannel, session: LinkSession) -> None:
         self.peer = peer
         self.ws = ws
         self.session = session
@@ -318,6 +326,11 @@ class HubServer:
     def hosts(self) -> tuple[str, ...]:
         """The addresses the listener binds (all of them, on ``port``)."""
         return self._hosts
+
+    @property
+    def ssl_context(self) -> ssl.SSLContext | None:
+        """The listener's TLS server context (CRL reloaded in place); None until started."""
+        return self._ssl
 
     async def stop(self) -> None:
         """Close every car's link (1001), stop listening, flush and close storage."""
@@ -563,6 +576,9 @@ class HubServer:
         transport = request.transport
         ssl_obj = transport.get_extra_info("ssl_object") if transport is not None else None
         der = ssl_obj.getpeercert(binary_form=True) if ssl_obj is not None else None
+        return self._identify(der)
+
+    def _identify(self, der: bytes | None) -> tuple[str, int, dt.datetime | None] | None:
         if not der:
             return None
         try:
@@ -600,15 +616,65 @@ class HubServer:
             serial=serial,
             certificate_expiry=expiry,
         )
-        limits = self.limits
         ws = web.WebSocketResponse(
-            max_msg_size=limits.max_message_bytes, autoping=True, compress=False, timeout=5.0
+            max_msg_size=self.limits.max_message_bytes, autoping=True, compress=True, timeout=5.0
         )
         await ws.prepare(request)
+        transport = request.transport
+        await self._serve_accepted(peer, ws, on_hello=lambda: self.guard.greeted(transport))
+        return ws
+
+    async def serve_channel(
+        self,
+        channel: MessageChannel,
+        *,
+        peer_certificate: bytes,
+        remote: str,
+        transport: str = "tunnel",
+    ) -> bool:
+        """Run a car's link over a channel whose TLS handshake verified ``peer_certificate``.
+
+        For transports other than this listener (``bridge.tunnel``): the same
+        vehicle-id and revocation checks, limits, hello and session as a
+        direct connection. Returns False (channel closed with 4003) when the
+        certificate names no valid vehicle or is revoked; True once a link
+        was served (however it ended).
+        """
+        ident = self._identify(peer_certificate)
+        if ident is None:
+            await channel.close(
+                code=CLOSE_UNAUTHORIZED, message=b"a valid car certificate is required"
+            )
+            return False
+        vehicle_id, serial, expiry = ident
+        if await self._is_revoked(serial):
+            _LOGGER.warning("refusing %s: certificate %x is revoked", vehicle_id, serial)
+            await channel.close(code=CLOSE_UNAUTHORIZED, message=b"certificate revoked")
+            return False
+        peer = PeerInfo(
+            vehicle_id=vehicle_id,
+            remote=remote,
+            serial=serial,
+            certificate_expiry=expiry,
+            transport=transport,
+        )
+        await self._serve_accepted(peer, channel)
+        return True
+
+    async def _serve_accepted(
+        self, peer: PeerInfo, ws: MessageChannel, *, on_hello: Callable[[], None] | None = None
+    ) -> None:
+        """Limits, then hello and the session, over an authenticated channel.
+
+        ``on_hello`` tells the direct listener's connection guard that the car
+        greeted in time (the tunnel has its own handshake deadline).
+        """
+        vehicle_id = peer.vehicle_id
+        limits = self.limits
         replacing = vehicle_id in self._links
         if self._stopping:
             await ws.close(code=CLOSE_SHUTDOWN, message=b"hub is shutting down")
-            return ws
+            return
         pending = self._pending.get(vehicle_id, 0)
         if pending >= limits.max_pending_per_car:
             # One certificate cannot crowd out the others with half-open links.
@@ -618,14 +684,14 @@ class HubServer:
                 message=f"too many connections of this car before hello "
                 f"(limit {limits.max_pending_per_car})".encode(),
             )
-            return ws
+            return
         if not replacing and self._active >= limits.max_connections:
             _LOGGER.warning("refusing %s: %d connections already", vehicle_id, self._active)
             await ws.close(
                 code=CLOSE_TRY_LATER,
                 message=f"too many connections (limit {limits.max_connections})".encode(),
             )
-            return ws
+            return
         self._active += 1
         self._pending[vehicle_id] = pending + 1
         waiting = True
@@ -634,7 +700,8 @@ class HubServer:
             nonlocal waiting
             if waiting:
                 waiting = False
-                self.guard.greeted(request.transport)
+                if on_hello is not None:
+                    on_hello()
                 self._not_pending(vehicle_id)
 
         try:
@@ -649,7 +716,6 @@ class HubServer:
             self._active -= 1
             if waiting:
                 self._not_pending(vehicle_id)
-        return ws
 
     def _not_pending(self, vehicle_id: str) -> None:
         """A connection of the car said hello or ended before: one fewer waiting."""
@@ -659,7 +725,7 @@ class HubServer:
         else:
             self._pending.pop(vehicle_id, None)
 
-    async def _read_hello(self, ws: web.WebSocketResponse, peer: PeerInfo) -> Envelope | None:
+    async def _read_hello(self, ws: MessageChannel, peer: PeerInfo) -> Envelope | None:
         try:
             msg = await ws.receive(timeout=self.limits.hello_timeout_s)
         except TimeoutError:
@@ -679,7 +745,7 @@ class HubServer:
         return env
 
     async def _serve_car(
-        self, peer: PeerInfo, ws: web.WebSocketResponse, said_hello: Callable[[], None]
+        self, peer: PeerInfo, ws: MessageChannel, said_hello: Callable[[], None]
     ) -> None:
         assert self._ledger is not None
         hello = await self._read_hello(ws, peer)

@@ -8,6 +8,7 @@ journal file and Home Assistant.
 from __future__ import annotations
 
 import importlib.util
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -79,6 +80,8 @@ class AgentOptions:
     voice_language: str = "en"
     tts: str = "null"
     verbose: bool = True
+    remote_only: bool = False  # --remote-only: only the homes' outside addresses
+    trust_file: Path | None = None  # SSL_CERT_FILE: trust a proxy's own certificate
 
 
 def run_argv(layout: AgentLayout, opts: AgentOptions) -> list[str]:
@@ -108,12 +111,19 @@ def run_argv(layout: AgentLayout, opts: AgentOptions) -> list[str]:
         argv += ["--voice-model", str(opts.voice_model)]
     argv += ["--voice-language", opts.voice_language, "--voice-inbox", str(layout.inbox)]
     argv += ["--tts", opts.tts, "--journal", str(layout.journal)]
+    if opts.remote_only:
+        argv.append("--remote-only")
     return argv
 
 
 def agent_process(layout: AgentLayout, opts: AgentOptions) -> ManagedProcess:
     """`vehicle-agent run` as a managed child process (not started yet)."""
-    return ManagedProcess("vehicle-agent run", run_argv(layout, opts), log_path=layout.run_log)
+    env = None
+    if opts.trust_file is not None:
+        env = {**os.environ, "SSL_CERT_FILE": str(opts.trust_file)}
+    return ManagedProcess(
+        "vehicle-agent run", run_argv(layout, opts), log_path=layout.run_log, env=env
+    )
 
 
 _CODE = re.compile(r"(?:pairing )?code\D{0,20}?(\d[\d -]{6,}\d)", re.IGNORECASE)

@@ -118,7 +118,13 @@ def build_configuration(
             "time_zone": "Europe/Amsterdam",
             "internal_url": f"http://127.0.0.1:{port}",
         },
-        "http": {"server_host": "127.0.0.1", "server_port": port},
+        # The demo's reverse proxy (nginx, step "from outside") runs on this host.
+        "http": {
+            "server_host": "127.0.0.1",
+            "server_port": port,
+            "use_x_forwarded_for": True,
+            "trusted_proxies": ["127.0.0.1"],
+        },
         "api": {},
         "auth": {},
         "onboarding": {},

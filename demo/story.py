@@ -8,8 +8,9 @@
    its position follows the track on the map;
 6. a spoken command in the car switches a light at home; the car speaks the reply;
 7. Home Assistant sends the car a notification;
-8. (check) the agent is killed with SIGKILL and restarted: nothing is lost;
-9. the car's last trip, then an errand home with the time-to-home estimate;
+8. from outside: the car reaches home only through a reverse proxy (nginx);
+9. (check) the agent is killed with SIGKILL and restarted: nothing is lost;
+10. the car's last trip, then an errand home with the time-to-home estimate;
 then a live table of the car as Home Assistant sees it, until Ctrl-C.
 """
 
@@ -55,6 +56,7 @@ from demo.ha_runtime import HARelease
 from demo.home_trip import step_home_trip
 from demo.journal import read_journal, wait_for_entry
 from demo.output import Console, render_table
+from demo.outside import step_outside
 from demo.pairing import (
     FlowVanishedError,
     PairingFlowError,
@@ -63,6 +65,7 @@ from demo.pairing import (
 )
 from demo.paths import CAN_LOG, free_port
 from demo.procs import ManagedProcess, wait_for_log_line
+from demo.reverse_proxy import ReverseProxy
 from demo.voice import (
     COMMANDS,
     VoiceCommand,
@@ -106,6 +109,7 @@ class _Run:
     car: CarDevice | None = None
     layout: AgentLayout | None = None
     agent_opts: AgentOptions | None = None
+    proxy: ReverseProxy | None = None
     notes: dict[str, Any] = field(default_factory=dict)
 
 
@@ -196,6 +200,8 @@ class DemoStory:
         for proc in (self.state.agent, self.state.pairing):
             if proc is not None and proc.running:
                 await proc.stop(timeout_s=10)
+        if self.state.proxy is not None:
+            await self.state.proxy.stop()
         if self.state.ha is not None and self.state.ha.process.running:
             self.out.say("Stopping Home Assistant ...")
             await self.state.ha.stop()
@@ -212,6 +218,7 @@ class DemoStory:
         await self.step_location()
         await self.step_voice(COMMANDS[self.opts.voice_language][0], self._voice_model())
         await self.step_notify()
+        await step_outside(self)
         crash = self.opts.check if self.opts.crash_test is None else self.opts.crash_test
         if crash:
             await self.step_crash_restart()

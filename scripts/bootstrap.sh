@@ -18,7 +18,7 @@ log() { printf '[bootstrap] %s\n' "$*" >&2; }
 # --- Debian packages -------------------------------------------------------
 # espeak-ng + sox: voice tests synthesize and mix speech; gpsd-clients:
 # gpsfake for GPS tests; can-utils: candump/cansend used in docs.
-DEB_PACKAGES=(espeak-ng sox gpsd gpsd-clients can-utils)
+DEB_PACKAGES=(espeak-ng sox gpsd gpsd-clients can-utils nginx-light)
 missing=()
 for p in "${DEB_PACKAGES[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

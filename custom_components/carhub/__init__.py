@@ -29,6 +29,7 @@ from .hub import (
     async_get_home_ca,
     async_release_hub,
 )
+from .link_view import CarHubLinkView
 from .models import CarHubConfigEntry, CarHubRuntimeData
 from .services import async_setup_services
 
@@ -43,8 +44,9 @@ CONFIG_SCHEMA = cv.config_entry_only_config_schema(DOMAIN)
 
 
 async def async_setup(hass: HomeAssistant, config: ConfigType) -> bool:
-    """Register the integration's actions (once, not per entry)."""
+    """Register the integration's actions and the cars' tunnel view (once, not per entry)."""
     async_setup_services(hass)
+    hass.http.register_view(CarHubLinkView(hass))
     return True
 
 

@@ -92,3 +92,6 @@ COMMAND_TTL: Final = timedelta(minutes=5)
 
 # Speed above which the car counts as moving (km/h): filters sensor noise.
 MOVING_THRESHOLD_KMH: Final = 1.0
+
+CONNECTION_ROUTES: Final = ("home_network", "remote")
+"""How a car can be connected (its hello's ``route``; the diagnostic sensor's states)."""

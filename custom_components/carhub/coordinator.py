@@ -46,6 +46,7 @@ from .const import (
     CONF_SENT_SIGNALS,
     CONF_SIGNALS,
     CONF_VIN,
+    CONNECTION_ROUTES,
     DOMAIN,
     EVENT_APPROACHING_HOME,
     EVENT_ARRIVED_HOME,
@@ -171,6 +172,8 @@ class CarHubCoordinator(DataUpdateCoordinator[VehicleState]):
         vehicle = body.get("vehicle")
         info = vehicle if isinstance(vehicle, Mapping) else {}
         self._update_entry(declared, info, body.get("agent_version"))
+        route = body.get("route")
+        self.data.route = route if route in CONNECTION_ROUTES else None
         self.data.connected = True
         self._touch()
         LOGGER.info("%s connected", self.config_entry.title)

@@ -28,6 +28,7 @@ from homeassistant.helpers.storage import Store
 from homeassistant.util import dt as dt_util
 from homeassistant.util.hass_dict import HassKey
 
+from bridge.addresses import HomeAddresses
 from bridge.deadletter import DeadLetter
 from bridge.errors import BridgeError, DeferMessage
 from bridge.pairing import HubInfo
@@ -36,6 +37,7 @@ from bridge.protocol import Envelope, MessageType
 from bridge.renewal import RenewalEvent
 from bridge.server import HubServer, PeerInfo
 
+from .addresses import AddressSync, async_remote_urls
 from .const import DEFAULT_LISTEN_HOST, DEFAULT_LISTEN_HOST_V6, DOMAIN, LOGGER
 from .coordinator import CarHubCoordinator
 from .handled import HandledRecord
@@ -161,7 +163,12 @@ async def async_hub_info(
     lan = [hub_url(host, port) for host in await async_lan_hosts(hass, ipv6=ipv6)]
     if not lan and external_url is None:
         lan = [hub_url("127.0.0.1", port)]
-    return HubInfo(hub_id=ca.hub_id, lan_urls=lan, external_url=external_url)
+    return HubInfo(
+        hub_id=ca.hub_id,
+        lan_urls=lan,
+        external_url=external_url,
+        remote_urls=async_remote_urls(hass),
+    )
 
 
 class CarHub:
@@ -192,12 +199,26 @@ class CarHub:
         self.vocabulary = VocabularySync(hass, self)
         # Voice requests and events acted on, so a redelivery is not acted on again.
         self._handled = HandledRecord(storage_dir(hass) / "hub" / "handled.db")
+        self.addresses = AddressSync(hass, self.async_addresses)
 
     # -- lifecycle -----------------------------------------------------------------
     @property
     def running(self) -> bool:
         """True while the listener is up."""
         return self._server is not None
+
+    @property
+    def server(self) -> HubServer | None:
+        """The bridge's listener while it runs (the tunnel view hands cars to it)."""
+        return self._server
+
+    async def async_addresses(self) -> HomeAddresses:
+        """Every address a car can reach this home at now (what pairing hands over)."""
+        port = self.listen_port or self.port or 0
+        info = await async_hub_info(self.hass, self.ca, port, self.external_url)
+        return HomeAddresses(
+            lan_urls=info.lan_urls, external_url=info.external_url, remote_urls=info.remote_urls
+        )
 
     @property
     def listen_port(self) -> int | None:
@@ -254,11 +275,15 @@ class CarHub:
             EVENT_HOMEASSISTANT_STOP, self._async_on_hass_stop
         )
         self.vocabulary.async_start()
+        self.addresses.async_start()
         LOGGER.info("CarHub listener on port %s", server.port)
+        # A moved listener (reconfigure) changes the cars' LAN addresses.
+        await self.addresses.async_push_all()
 
     async def async_stop(self) -> None:
         """Close the listener and every car link; flush the last-seen store."""
         self.vocabulary.async_stop()
+        self.addresses.async_stop()
         for task in self._closing.values():
             task.cancel()
         self._closing.clear()
@@ -430,6 +455,7 @@ class CarHub:
             self._async_close_later(peer.vehicle_id, "vehicle is not configured")
             return
         await coordinator.async_on_connect(hello)
+        await self.addresses.async_car_connected(peer.vehicle_id)
 
     async def on_message(self, peer: PeerInfo, env: Envelope) -> None:
         """A durable message from a car (raises ``DeferMessage`` while its entry is not loaded).

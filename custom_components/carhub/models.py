@@ -36,6 +36,8 @@ class VehicleState:
     """The summary of the car's last finished trip (custom_components/carhub/trips.py)."""
     last_charge: dict[str, Any] | None = None
     """The car's last finished charging session (``charging_end`` data)."""
+    route: str | None = None
+    """How the car's link came in, as the car says: "home_network" or "remote"."""
 
     def value(self, path: str) -> Any:
         """The current value of a signal, or None when none arrived in this run."""

@@ -36,6 +36,7 @@ from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 from homeassistant.helpers.typing import StateType
 
 from . import signals as vss
+from .const import CONNECTION_ROUTES
 from .coordinator import CarHubCoordinator
 from .entity import CarHubEntity, always, async_setup_dynamic_entities, declares
 from .home_sensor import HOME_SENSORS, HomeSensor
@@ -301,6 +302,16 @@ SENSORS: tuple[CarHubSensorEntityDescription, ...] = (
         suggested_display_precision=0,
         entity_category=EntityCategory.DIAGNOSTIC,
         value_fn=lambda state: state.rtt_ms if state.connected else None,
+        exists_fn=always,
+        restore=False,
+    ),
+    CarHubSensorEntityDescription(
+        key="connection_route",
+        translation_key="connection_route",
+        device_class=SensorDeviceClass.ENUM,
+        options=list(CONNECTION_ROUTES),
+        entity_category=EntityCategory.DIAGNOSTIC,
+        value_fn=lambda state: state.route if state.connected else None,
         exists_fn=always,
         restore=False,
     ),

@@ -43,6 +43,7 @@ def test_roundtrip_of_every_known_type() -> None:
         MessageType.VOCABULARY: {"language": "en", "entities": ["a"], "areas": []},
         MessageType.RENEW_REQUEST: {"request_id": "r", "csr": "-----BEGIN CERTIFICATE REQUEST"},
         MessageType.RENEW_RESPONSE: {"request_id": "r", "ok": True, "certificate": "PEM"},
+        MessageType.ADDRESSES: {"lan_urls": ["wss://h:8766"], "remote_urls": ["https://x/"]},
         MessageType.ACK: {"seq": 5},
         MessageType.PING: {"t": 1.0},
         MessageType.PONG: {"t": 1.0},

@@ -88,8 +88,22 @@ def test_notification_reached_the_car(check_run: dict[str, Any]) -> None:
     assert check_run["notes"]["notify_ms"] is not None
 
 
+def test_car_reaches_home_only_through_the_reverse_proxy(check_run: dict[str, Any]) -> None:
+    """Through nginx (TLS ended by the proxy): address pushed, entities, voice, notification."""
+    _step(check_run, "outside")
+    outside = check_run["notes"]["outside"]
+    assert outside["learned_address"] is True  # the new address came over the link
+    assert outside["route"] == "remote" and outside["logged_remote"] is True
+    assert outside["entities_updated"] is True and outside["notify"] is True
+    assert outside["voice"] == "on"
+
+
 def test_sigkill_and_restart_lose_no_event(check_run: dict[str, Any]) -> None:
-    """Events queued by a killed agent and notifications sent meanwhile arrive exactly once."""
+    """Events queued by a killed agent and notifications sent meanwhile arrive exactly once.
+
+    The step runs after the one above, with the agent still dialing only the
+    proxy: nothing is lost through the outside path either.
+    """
     _step(check_run, "crash_restart")
     crash = check_run["notes"]["crash"]
     assert crash["offline_trip_events"] == 1

@@ -101,7 +101,10 @@ def test_home_assistant_config_stays_on_loopback_without_default_config() -> Non
     """configuration.yaml binds HTTP to 127.0.0.1, pulls no default_config, and the check's
     variant sends no multicast (no zeroconf)."""
     config = build_configuration(port=8123, location=(52.0, 5.0))
-    assert config["http"] == {"server_host": "127.0.0.1", "server_port": 8123}
+    assert config["http"]["server_host"] == "127.0.0.1"
+    assert config["http"]["server_port"] == 8123
+    # The only proxy trusted for X-Forwarded-For is the demo's own nginx on this host.
+    assert config["http"]["trusted_proxies"] == ["127.0.0.1"]
     assert "default_config" not in config
     assert "zeroconf" in config
     quiet = build_configuration(port=8123, location=(52.0, 5.0), zeroconf=False)

@@ -130,6 +130,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument("--duration", type=float, help="stop after this many seconds")
     p.add_argument("--send-interval", type=float, default=0.5, help="seconds between sends")
     p.add_argument(
+        "--remote-only",
+        action="store_true",
+        help="dial only the homes' outside addresses, as on the road",
+    )
+    p.add_argument(
         "--homes-check", type=float, default=5.0, help="seconds between checks of paired homes"
     )
     voice = p.add_argument_group(
@@ -207,7 +212,7 @@ def run(args: argparse.Namespace) -> int:
         return 2
 
 
-def default_link_factory(registry: HomeRegistry) -> LinkFactory:
+def default_link_factory(registry: HomeRegistry, *, remote_only: bool = False) -> LinkFactory:
     """Build ``bridge.client.CarLink`` objects for the homes of *registry*."""
 
     def factory(
@@ -221,6 +226,7 @@ def default_link_factory(registry: HomeRegistry) -> LinkFactory:
             hello_body=hello,
             on_message=on_message,
             snapshot=snapshot,
+            remote_only=remote_only,
         )
 
     return factory
@@ -327,7 +333,7 @@ async def _run_runtime(
     )
     if args.gps_track is not None or args.gpsd is not None:
         runtime.declare_signals(GPS_HELLO_SIGNALS)
-    factory = default_link_factory(registry)
+    factory = default_link_factory(registry, remote_only=args.remote_only)
     for home in homes:
         runtime.add_link(home.hub_id, factory)
         _LOGGER.info("home %s: %s", home.hub_id, ", ".join(home.urls))
