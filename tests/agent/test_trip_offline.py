@@ -15,6 +15,7 @@ from pathlib import Path
 
 from bridge.homes import HomeRegistry
 from tests.agent.hub_testing import pair, running_home, wait_until
+from tests.data_paths import DBC_DIR
 from vehicle_agent.commands.run import default_link_factory
 from vehicle_agent.mapper import VssUpdate
 from vehicle_agent.pipeline import CanPipeline
@@ -22,8 +23,6 @@ from vehicle_agent.profile import load_profile
 from vehicle_agent.runtime import SPEED, AgentRuntime, RuntimeOptions
 from vehicle_agent.trip_log import TripLog
 from vehicle_agent.trips import TripRecorder
-
-DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
 
 
 async def test_trip_end_while_offline_arrives_once(tmp_path: Path) -> None:
@@ -40,7 +39,7 @@ async def test_trip_end_while_offline_arrives_once(tmp_path: Path) -> None:
         options = RuntimeOptions(send_interval_s=0.05, trip_end_idle_s=0.3)
         trip_log = TripLog(state_dir / "trips.db")
         runtime = AgentRuntime(
-            pipeline=CanPipeline.from_profile(load_profile("toyota_rav4"), dbc_dir=DATA / "dbc"),
+            pipeline=CanPipeline.from_profile(load_profile("toyota_rav4"), dbc_dir=DBC_DIR),
             vehicle={"vehicle_id": registry.vehicle_id(), "vin": "", "make": "T", "model": "C"},
             sources=[source()],
             options=options,

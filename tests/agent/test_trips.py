@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.data_paths import CAN_LOG, DBC_DIR
 from vehicle_agent.can_input import read_log
 from vehicle_agent.gps import load_track
 from vehicle_agent.pipeline import CanPipeline
@@ -29,8 +30,7 @@ from vehicle_agent.trips import (
 )
 
 ROOT = Path(__file__).resolve().parents[2]
-DATA = ROOT.parent / "shared" / "data"
-LOG = DATA / "can" / "rav4_highway_60s.log"
+LOG = CAN_LOG
 TRACK = ROOT / "vehicle_agent" / "data" / "demo_track.gpx"
 MILE_KM = 1.609344
 
@@ -63,7 +63,7 @@ def raw_reference() -> dict[str, float]:
 
 @pytest.fixture(scope="module")
 def rav4_trip(tmp_path_factory: pytest.TempPathFactory) -> tuple[list[dict], TripLog]:
-    pipeline = CanPipeline.from_profile(load_profile("toyota_rav4"), dbc_dir=DATA / "dbc")
+    pipeline = CanPipeline.from_profile(load_profile("toyota_rav4"), dbc_dir=DBC_DIR)
     log = TripLog(tmp_path_factory.mktemp("trips") / "trips.db")
     recorder = TripRecorder(log)
     events: list[dict] = []
