@@ -96,16 +96,56 @@ def home_location(track: Path = GPS_TRACK) -> tuple[float, float]:
     return float(match.group(1)), float(match.group(2))
 
 
+def _template_light(object_id: str, name: str) -> dict[str, Any]:
+    """A light under the ``template:`` key (2025.4 and later), switching an input_boolean."""
+    power = f"input_boolean.demo_{object_id}_power"
+    return {
+        "name": name,
+        "unique_id": f"carhub_demo_{object_id}",
+        "state": _is_on(power),
+        **_toggle_actions(power),
+    }
+
+
+_GARAGE_SWITCH = "input_boolean.demo_garage_door_open"
+_GARAGE_ACTIONS: dict[str, Any] = {
+    "open_cover": {"action": "input_boolean.turn_on", "target": {"entity_id": _GARAGE_SWITCH}},
+    "close_cover": {"action": "input_boolean.turn_off", "target": {"entity_id": _GARAGE_SWITCH}},
+}
+#: The garage door under the ``template:`` key (Home Assistant 2025.5 and later;
+#: the ``cover: - platform: template`` form was removed in 2026).
+_GARAGE_DOOR: dict[str, Any] = {
+    "name": "Garage door",
+    "unique_id": "carhub_demo_garage_door",
+    "device_class": "garage",
+    "state": _is_on(_GARAGE_SWITCH),
+    **_GARAGE_ACTIONS,
+}
+#: The same door in the platform form, the only one Home Assistant 2025.4 knows.
+_LEGACY_GARAGE_DOOR: dict[str, Any] = {
+    "unique_id": "carhub_demo_garage_door",
+    "friendly_name": "Garage door",
+    "device_class": "garage",
+    "value_template": _is_on(_GARAGE_SWITCH),
+    **_GARAGE_ACTIONS,
+}
+
+
 def build_configuration(
-    *, port: int, location: tuple[float, float], zeroconf: bool = True
+    *,
+    port: int,
+    location: tuple[float, float],
+    zeroconf: bool = True,
+    modern_template_cover: bool = True,
 ) -> dict[str, Any]:
     """Return configuration.yaml's content for an instance on 127.0.0.1:``port``.
 
     Without ``zeroconf`` Home Assistant sends no multicast at all (the check
     and the tests stay on 127.0.0.1; the car is then added manually).
+    ``modern_template_cover`` False writes the garage door in the platform
+    form, for Home Assistant 2025.4 (the oldest supported release).
     """
     lat, lon = location
-    light = "input_boolean.demo_{}_power"
     config: dict[str, Any] = {
         "homeassistant": {
             "name": "CarHub Demo Home",
@@ -159,47 +199,11 @@ def build_configuration(
                         "device_class": "temperature",
                         "state_class": "measurement",
                     }
-                ]
-            }
-        ],
-        "light": [
-            {
-                "platform": "template",
-                "lights": {
-                    "living_room_light": {
-                        "unique_id": "carhub_demo_living_room_light",
-                        "friendly_name": "Living room light",
-                        "value_template": _is_on(light.format("living_room_light")),
-                        **_toggle_actions(light.format("living_room_light")),
-                    },
-                    "porch_light": {
-                        "unique_id": "carhub_demo_porch_light",
-                        "friendly_name": "Porch light",
-                        "value_template": _is_on(light.format("porch_light")),
-                        **_toggle_actions(light.format("porch_light")),
-                    },
-                },
-            }
-        ],
-        "cover": [
-            {
-                "platform": "template",
-                "covers": {
-                    "garage_door": {
-                        "unique_id": "carhub_demo_garage_door",
-                        "friendly_name": "Garage door",
-                        "device_class": "garage",
-                        "value_template": _is_on("input_boolean.demo_garage_door_open"),
-                        "open_cover": {
-                            "action": "input_boolean.turn_on",
-                            "target": {"entity_id": "input_boolean.demo_garage_door_open"},
-                        },
-                        "close_cover": {
-                            "action": "input_boolean.turn_off",
-                            "target": {"entity_id": "input_boolean.demo_garage_door_open"},
-                        },
-                    }
-                },
+                ],
+                "light": [
+                    _template_light("living_room_light", "Living room light"),
+                    _template_light("porch_light", "Porch light"),
+                ],
             }
         ],
         "climate": [
@@ -216,6 +220,10 @@ def build_configuration(
             }
         ],
     }
+    if modern_template_cover:
+        config["template"][0]["cover"] = [_GARAGE_DOOR]
+    else:
+        config["cover"] = [{"platform": "template", "covers": {"garage_door": _LEGACY_GARAGE_DOOR}}]
     if not zeroconf:
         del config["zeroconf"]
     return config
@@ -226,6 +234,7 @@ def write_config_dir(
     *,
     port: int,
     zeroconf: bool = True,
+    modern_template_cover: bool = True,
     integration_src: Path = INTEGRATION_SRC,
     fresh: bool = True,
 ) -> None:
@@ -241,7 +250,12 @@ def write_config_dir(
     (config_dir / "configuration.yaml").write_text(
         "# Written by `python -m demo`: a throwaway Home Assistant for the CarHub demo.\n"
         + yaml.safe_dump(
-            build_configuration(port=port, location=home_location(), zeroconf=zeroconf),
+            build_configuration(
+                port=port,
+                location=home_location(),
+                zeroconf=zeroconf,
+                modern_template_cover=modern_template_cover,
+            ),
             allow_unicode=True,
             sort_keys=False,
         ),

@@ -96,6 +96,7 @@ class HAInstance:
             self.config_dir,
             port=self.port,
             zeroconf=self._zeroconf,
+            modern_template_cover=self.release is not HARelease.OLDEST,
             integration_src=self._integration_src,
         )
         missing = ha_runtime.missing_requirements(self.release, self.config_dir)

@@ -28,7 +28,7 @@ from demo.car_view import wait_for_values
 from demo.journal import read_journal, wait_for_entry
 from demo.procs import wait_for_log_line
 from demo.reverse_proxy import ReverseProxy
-from demo.voice import KOREAN_PORCH_COMMAND, drop_into_inbox, synthesize
+from demo.voice import COMMANDS, drop_into_inbox, synthesize
 
 if TYPE_CHECKING:
     from demo.story import DemoStory
@@ -127,8 +127,8 @@ async def step_outside(story: DemoStory) -> None:
     # Car -> Home Assistant: a spoken command, when voice works in this run.
     voice_ok = bool(st.notes.get("voice_ok"))
     light = "not tried (voice unavailable)"
+    command = COMMANDS[story.opts.voice_language][1]  # the language the car listens in
     if voice_ok:
-        command = KOREAN_PORCH_COMMAND
         await story.api.call_service("light", "turn_off", {"entity_id": command.entity_id})
         wav = await synthesize(command, story.opts.work_dir / "command-outside.wav")
         dropped = drop_into_inbox(wav, st.layout.inbox, name="ptt-outside")
@@ -154,7 +154,7 @@ async def step_outside(story: DemoStory) -> None:
         "notify": note is not None,
         "voice": light,
     }
-    voice_passed = (not voice_ok) or light == KOREAN_PORCH_COMMAND.expected_state
+    voice_passed = (not voice_ok) or light == command.expected_state
     story._require(
         learned
         and link

@@ -109,3 +109,18 @@ def test_home_assistant_config_stays_on_loopback_without_default_config() -> Non
     assert "zeroconf" in config
     quiet = build_configuration(port=8123, location=(52.0, 5.0), zeroconf=False)
     assert "zeroconf" not in quiet
+
+
+def test_garage_door_takes_the_form_each_release_accepts() -> None:
+    """Newest Home Assistant refuses ``cover: - platform: template``; 2025.4 knows nothing else."""
+    modern = build_configuration(port=8123, location=(52.0, 5.0))
+    assert "cover" not in modern
+    assert [c["name"] for c in modern["template"][0]["cover"]] == ["Garage door"]
+    oldest = build_configuration(port=8123, location=(52.0, 5.0), modern_template_cover=False)
+    assert "cover" not in oldest["template"][0]
+    assert list(oldest["cover"][0]["covers"]) == ["garage_door"]
+    # Lights use the template key on both releases.
+    for config in (modern, oldest):
+        assert "light" not in config
+        names = [light["name"] for light in config["template"][0]["light"]]
+        assert names == ["Living room light", "Porch light"]

@@ -59,6 +59,34 @@ def car(engine: SphinxEngine) -> Iterator[VoiceAssistant]:
     made.close()
 
 
+# The demo home's names as Home Assistant 2026.10 sends them (its car's own
+# entities, the to-do list and the Korean aliases included).
+DEMO_ENTITIES = [
+    "Garage door", "Living room light", "Living room temperature", "Porch light",
+    "Shopping list", "Thermostat", "Toyota RAV4 Driver door", "Toyota RAV4 Lock",
+    "거실 조명", "차고문",
+]  # fmt: skip
+DEMO_AREAS = ["Bedroom", "Garage", "Kitchen", "Living Room", "Porch", "entrance", "lounge"]
+
+
+async def test_first_command_after_start(engine: SphinxEngine) -> None:
+    """The first utterance a fresh car hears is not judged from the model's default mean.
+
+    Decoded from the model's default cepstral mean, the demo's first command
+    (the demo's voice: en-us, pitch 50, 175 wpm) scored below the confidence
+    gate and was refused; from the second utterance on it was accepted.
+    """
+    fresh = VoiceAssistant(engine, state=FakeState(), config=VoiceConfig(language="en"))
+    try:
+        fresh.set_vocabulary_blocking(DEMO_ENTITIES, DEMO_AREAS)
+        said = synth("turn on the living room light", voice="en-us", pitch=50, speed=175)
+        outcome = await fresh.handle_pcm(said, speak=False)
+        assert outcome.intent is not None, outcome.match.reason
+        assert outcome.intent.key == "HassTurnOn(name=Living room light)"
+    finally:
+        fresh.close()
+
+
 def test_english_needs_no_model_directory_and_korean_stays_vosk() -> None:
     assert isinstance(load_engine("ko"), VoiceModel)
     with pytest.raises(ModelError, match="English model only"):

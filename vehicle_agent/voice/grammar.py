@@ -154,8 +154,12 @@ def build_grammar(
         if len(phrases) >= max_phrases:
             _LOGGER.warning("grammar capped at %d phrases", max_phrases)
             break
-    for text in dropped:
-        _LOGGER.warning("grammar: left out %r (words missing from the model)", text)
+    if dropped:  # one line: a home with names in another language drops hundreds
+        _LOGGER.warning(
+            "grammar: left out %d phrases with words missing from the model, e.g. %s",
+            len(dropped),
+            ", ".join(repr(t) for t in dropped[:3]),
+        )
     if not phrases:
         raise GrammarError("no sentence survived the vocabulary check")
     return Grammar(

@@ -17,7 +17,20 @@ branch (a phone loop inside the JSGF) was tried first: it made the search
 
 Each recognizer has two decoders (about 30 MB each: the acoustic model and
 the dictionary) fed while audio arrives, so at the end of speech only the
-final searches and the n-best list remain.
+final searches remain.
+
+Cepstral mean normalisation is live: each utterance starts from the mean of
+the ones before, so the first utterance after start-up starts from the
+model's default mean, far from a car microphone's (or a synthetic voice's).
+The demo's "turn on the living room light" was refused as the first command
+and accepted from the second on. So when the first utterance a recognizer
+hears is refused, it is decoded once more by two fresh decoders starting
+from that utterance's own mean (:meth:`SphinxEngine.utterance_mean`). The
+recognizer's own decoders are left as they were: what later utterances
+score does not change (the confidence gate was chosen on them).
+Normalising every utterance over itself (``cmn=batch``) was tried too: it
+fixed the first command but broke one-word answers ("no" is too short to
+give a usable mean).
 """
 
 from __future__ import annotations
@@ -52,6 +65,10 @@ _PLAIN_TOKEN = re.compile(r"^[\w'.-]+$")
 # log units of the decoder's scores): below this the speech was something else.
 # Chosen in benchmarks/voice.py on the tuning voices (never the held-out ones).
 MIN_CONFIDENCE = -0.0001
+# The VAD ends an utterance long before this; the first utterance's audio is
+# kept for its second decoding up to this length.
+MAX_FIRST_UTTERANCE_S = 20.0
+_MAX_FIRST_UTTERANCE_BYTES = int(MAX_FIRST_UTTERANCE_S * 16000) * 2
 
 
 @lru_cache(maxsize=1)
@@ -110,13 +127,15 @@ class SphinxEngine:
         self.language = language
         self.min_confidence = min_confidence
         self.guessed: dict[str, str] = {}  # word -> phones the engine made up for it
+        self._unpronounceable: set[str] = set()  # words guess() could do nothing with
         self._lock = threading.Lock()
         self._phone_lm = root / "en-us" / "en-us-phone.lm.bin"
         self._lexicon_decoder = self.new_decoder()  # answers knows() / guess()
         self._rescorer: Any = None  # the second pass's decoder, made on first use
+        self._mean_estimator: Any = None  # utterance_mean()'s decoder, made on first use
         self._search_ids = itertools.count()
 
-    def new_decoder(self) -> Any:  # noqa: ANN401 (pocketsphinx has no type hints)
+    def new_decoder(self, *, cmn: str = "live") -> Any:  # noqa: ANN401 (no type hints)
         """A decoder with the model, the dictionary and every guessed word."""
         ps = _pocketsphinx()
         try:
@@ -126,6 +145,7 @@ class SphinxEngine:
                 dict=str(self._lexicon),
                 lm=None,
                 loglevel="ERROR",
+                cmn=cmn,
                 bestpath=False,  # no lattice: see SphinxRecognizer.finish
                 # Digital silence (exact zeros, as in generated audio) throws the
                 # energy features off; a little dither (fixed seed) keeps them sane.
@@ -144,8 +164,12 @@ class SphinxEngine:
 
     def guess(self, word: str) -> bool:
         """Add a guessed pronunciation for *word* (see :mod:`vehicle_agent.voice.g2p`)."""
+        if word in self._unpronounceable:
+            return False
         phones = guess_phones(word, self._lookup)
         if phones is None:
+            # Once per word: the grammar asks again for every phrase holding it.
+            self._unpronounceable.add(word)
             _LOGGER.warning("voice: no pronunciation for %r; phrases with it are left out", word)
             return False
         with self._lock:
@@ -193,9 +217,30 @@ class SphinxEngine:
             return None
         return _ln(best.score) / frames
 
-    def phone_loop(self) -> Any:  # noqa: ANN401
-        """A decoder running free phone recognition (the confidence's reference)."""
+    def utterance_mean(self, pcm: bytes) -> str:
+        """The cepstral mean of *pcm* alone, in ``Decoder.set_cmn``'s format."""
+        with self._lock:
+            if self._mean_estimator is None:
+                self._mean_estimator = self.phone_loop(cmn="batch")
+            decoder = self._mean_estimator
+            decoder.start_utt()
+            decoder.process_raw(pcm, False, True)
+            decoder.end_utt()
+            return str(decoder.get_cmn(False))
+
+    def grammar_decoder(self, grammar: str) -> Any:  # noqa: ANN401
+        """A decoder searching the JSGF *grammar*."""
         decoder = self.new_decoder()
+        try:
+            decoder.add_jsgf_string("carhub", grammar)
+            decoder.activate_search("carhub")
+        except (ValueError, RuntimeError, KeyError) as exc:
+            raise GrammarError(f"pocketsphinx rejected the grammar: {exc}") from exc
+        return decoder
+
+    def phone_loop(self, *, cmn: str = "live") -> Any:  # noqa: ANN401
+        """A decoder running free phone recognition (the confidence's reference)."""
+        decoder = self.new_decoder(cmn=cmn)
         try:
             decoder.add_allphone_file("phones", str(self._phone_lm))
             decoder.activate_search("phones")
@@ -211,14 +256,12 @@ class SphinxRecognizer:
         del n_best  # one hypothesis: see finish()
         self._min_confidence = engine.min_confidence
         self.phrases = frozenset(phrases)
-        decoder = engine.new_decoder()
-        try:
-            decoder.add_jsgf_string("carhub", jsgf(phrases))
-            decoder.activate_search("carhub")
-        except (ValueError, RuntimeError, KeyError) as exc:
-            raise GrammarError(f"pocketsphinx rejected the grammar: {exc}") from exc
-        self._decoders = (decoder, engine.phone_loop())
+        self._engine = engine
+        self._grammar = jsgf(phrases)
+        self._decoders = (engine.grammar_decoder(self._grammar), engine.phone_loop())
         self._in_utterance = False
+        # Audio of the first utterance, for its second decoding (module docstring).
+        self._first: bytearray | None = bytearray()
         self.confidence: float | None = None  # of the last utterance, for benchmarks and logs
         self.last: list[Hypothesis] = []
 
@@ -230,24 +273,45 @@ class SphinxRecognizer:
             self._in_utterance = True
         for d in self._decoders:
             d.process_raw(pcm, False, False)
+        if self._first is not None and len(self._first) < _MAX_FIRST_UTTERANCE_BYTES:
+            self._first += pcm[: _MAX_FIRST_UTTERANCE_BYTES - len(self._first)]
 
     def finish(self) -> list[Hypothesis]:
         """End the utterance: the best whole phrase, or ``""`` (something else).
 
         One hypothesis only: pocketsphinx builds a word lattice for an n-best
         list or a posterior, which took 0.5-1 s after a long numeric command
-        (benchmarks/voice.py); the confidence above costs nothing at the end.
+        (benchmarks/voice.py); the phone-loop confidence needs no lattice.
         """
         self.confidence, self.last = None, [("", 0.0)]
         if not self._in_utterance:
             return self.last
-        grammar, phones = self._decoders
         for d in self._decoders:
             d.end_utt()
         self._in_utterance = False
+        first, self._first = self._first, None
+        self.last = self._judge(*self._decoders)
+        if first and not self.last[0][0]:
+            self.last = self._judge(*self._decode_from_own_mean(bytes(first)))
+            _LOGGER.debug("first utterance, decoded from its own mean: %r", self.last[0][0])
+        return self.last
+
+    def _decode_from_own_mean(self, audio: bytes) -> tuple[Any, Any]:
+        """Fresh decoders over *audio*, starting from its own cepstral mean."""
+        mean = self._engine.utterance_mean(audio)
+        decoders = (self._engine.grammar_decoder(self._grammar), self._engine.phone_loop())
+        for d in decoders:
+            d.set_cmn(mean)
+            d.start_utt()
+            d.process_raw(audio, False, False)
+            d.end_utt()
+        return decoders
+
+    def _judge(self, grammar: Any, phones: Any) -> list[Hypothesis]:  # noqa: ANN401
+        """The grammar decoder's phrase if it passes the checks, else ``""``."""
         best, free = grammar.hyp(), phones.hyp()
         if best is None or best.hypstr not in self.phrases:
-            return self.last
+            return [("", 0.0)]
         frames = max(int(grammar.n_frames()), 1)
         reference = _ln(free.score) if free is not None else _ln(best.score)
         self.confidence = (_ln(best.score) - reference) / frames
@@ -259,9 +323,8 @@ class SphinxRecognizer:
             _LOGGER.debug(
                 "heard %r at confidence %.5f: something else", best.hypstr, self.confidence
             )
-            return self.last
-        self.last = [(best.hypstr, 0.0)]
-        return self.last
+            return [("", 0.0)]
+        return [(best.hypstr, 0.0)]
 
 
 def _longest_inner_gap(decoder: Any) -> int:  # noqa: ANN401
